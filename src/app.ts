@@ -1,0 +1,92 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { secureHeaders } from 'hono/secure-headers';
+import type { AppEnv, Deps } from './deps.js';
+import { AppError, onError, redactPath, respondError } from './errors.js';
+import { essayRoutes } from './essays/routes.js';
+import { subscriptionRoutes } from './subscriptions/routes.js';
+
+/** Builds the HTTP app over its dependencies. Imports no runtime and no database driver. */
+export function createApp(deps: Deps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const { config } = deps;
+  const ownOrigin = new URL(config.publicUrl).origin;
+
+  app.use(async (c, next) => {
+    c.set('deps', deps);
+    const started = performance.now();
+    await next();
+    deps.log.info({
+      msg: 'request',
+      method: c.req.method,
+      path: redactPath(c.req.path),
+      status: c.res.status,
+      ms: Math.round(performance.now() - started),
+    });
+  });
+
+  app.use(
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'none'"],
+        styleSrc: ["'self'", ownOrigin],
+        imgSrc: ["'self'", ownOrigin],
+        formAction: ["'self'", ownOrigin],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+      },
+      referrerPolicy: 'no-referrer',
+      xFrameOptions: 'DENY',
+      crossOriginResourcePolicy: false,
+      crossOriginOpenerPolicy: 'same-origin',
+    }),
+  );
+
+  app.use(
+    bodyLimit({
+      maxSize: config.bodyLimitBytes,
+      onError: () => {
+        throw new AppError(
+          'payload_too_large',
+          `The request body is larger than ${config.bodyLimitBytes} bytes. Send only the fields the form needs.`,
+        );
+      },
+    }),
+  );
+
+  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/readyz', async (c) => {
+    try {
+      await deps.database.ping();
+      return c.json({ status: 'ready', database: 'reachable' });
+    } catch {
+      return c.json(
+        {
+          status: 'unavailable',
+          database: 'unreachable',
+          message: 'The database does not answer; try again soon.',
+        },
+        503,
+      );
+    }
+  });
+
+  app.get('/assets/style.css', (c) => {
+    c.header('Cache-Control', 'public, max-age=3600');
+    return c.body(deps.renderer.asset('pages/style.css') ?? '', 200, {
+      'Content-Type': 'text/css; charset=utf-8',
+    });
+  });
+
+  app.route('/', subscriptionRoutes(deps));
+  app.route('/', essayRoutes(deps));
+
+  app.notFound((c) =>
+    respondError(
+      c,
+      new AppError('not_found', 'There is nothing at this address. Check the link and try again.'),
+    ),
+  );
+  app.onError(onError);
+  return app;
+}

@@ -1,0 +1,174 @@
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'expected true or false' })
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const int = (min: number, max: number) =>
+  z.coerce
+    .number({ error: 'expected a whole number' })
+    .int({ error: 'expected a whole number' })
+    .min(min, { error: `expected at least ${min}` })
+    .max(max, { error: `expected at most ${max}` });
+
+const httpUrl = z
+  .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
+  .transform((v) => v.replace(/\/+$/, ''));
+
+const origin = z
+  .url({ protocol: /^https?$/, error: 'expected origins like https://example.com' })
+  .transform((v) => {
+    return new URL(v).origin;
+  });
+
+/** Placeholder sender used when MAIL_FROM is unset; start-up warns about it. */
+export const PLACEHOLDER_FROM = '"Newsletter (MAIL_FROM not set)" <newsletter@example.invalid>';
+
+/** Every setting of the service, read from environment variables with safe defaults. */
+const schema = z.object({
+  NODE_ENV: z.string().optional(),
+  PORT: int(0, 65535).default(8787),
+  PUBLIC_URL: httpUrl.optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, { error: 'expected a postgres://user:pass@host:5432/db URL' })
+    .optional(),
+  DATA_DIR: z.string().min(1).default('./data'),
+  DB_POOL_SIZE: int(1, 200).default(10),
+  SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, { error: 'expected smtp://user:pass@host:587 or smtps://user:pass@host:465' })
+    .optional(),
+  MAIL_FROM: z
+    .string()
+    .trim()
+    .regex(/^(?:[^<>]*<[^<>\s@]+@[^<>\s@]+>|[^<>\s@]+@[^<>\s@]+)$/, {
+      error: 'expected an address like "Essays <essays@example.com>" or essays@example.com',
+    })
+    .optional(),
+  PUBLISHER_TOKEN: z.string().min(16, { error: 'expected at least 16 characters' }).optional(),
+  ALLOWED_ORIGINS: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .pipe(z.array(origin)),
+  TRUST_PROXY: bool.default(false),
+  SITE_NAME: z.string().trim().min(1).max(100).default('Essays'),
+  SITE_URL: httpUrl.optional(),
+  CONFIRM_TOKEN_TTL_HOURS: int(1, 24 * 365).default(48),
+  CONFIRM_RESEND_MINUTES: int(0, 24 * 60).default(5),
+  DISPATCHER: bool.default(true),
+  SEND_RATE: int(0, 1_000_000).default(0),
+  SEND_CONCURRENCY: int(1, 500).default(5),
+  DISPATCH_BATCH_SIZE: int(1, 10_000).default(500),
+  DISPATCH_POLL_MS: int(10, 60_000).default(1000),
+  LEASE_SECONDS: int(2, 3600).default(30),
+  MAX_ATTEMPTS: int(1, 100).default(8),
+  RETRY_BASE_SECONDS: int(0, 86_400).default(30),
+  BODY_LIMIT_BYTES: int(256, 10 * 1024 * 1024).default(16 * 1024),
+});
+
+export type Env = Record<string, string | undefined>;
+
+export interface Config {
+  production: boolean;
+  port: number;
+  publicUrl: string;
+  databaseUrl?: string;
+  dataDir: string;
+  dbPoolSize: number;
+  smtpUrl?: string;
+  mailFrom: string;
+  publisherToken: string;
+  /** True when PUBLISHER_TOKEN was not set and a random one was made for this run. */
+  publisherTokenGenerated: boolean;
+  allowedOrigins: string[];
+  trustProxy: boolean;
+  siteName: string;
+  siteUrl: string;
+  confirmTokenTtlMs: number;
+  confirmResendMs: number;
+  dispatcher: boolean;
+  sendRate: number;
+  sendConcurrency: number;
+  batchSize: number;
+  pollMs: number;
+  leaseMs: number;
+  maxAttempts: number;
+  retryBaseMs: number;
+  bodyLimitBytes: number;
+  /** Things an operator should hear about at start, none fatal. */
+  warnings: string[];
+}
+
+/** A configuration that can't be used: the message names each variable and what it expects. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads and validates every setting once; throws ConfigError naming each bad variable. */
+export function parseConfig(env: Env): Config {
+  const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => {
+      const name = String(issue.path[0] ?? '');
+      return `  ${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`;
+    });
+    throw new ConfigError(
+      `Invalid configuration:\n${lines.join('\n')}\nFix these variables and start again.`,
+    );
+  }
+  const e = parsed.data;
+  const production = e.NODE_ENV === 'production';
+  const warnings: string[] = [];
+  if (production && !e.PUBLISHER_TOKEN) {
+    throw new ConfigError(
+      'Invalid configuration:\n  PUBLISHER_TOKEN is required when NODE_ENV=production (at least 16 characters,' +
+        ' e.g. the output of `openssl rand -hex 32`).',
+    );
+  }
+  const publicUrl = e.PUBLIC_URL ?? `http://localhost:${e.PORT}`;
+  if (!publicUrl.startsWith('https://')) {
+    warnings.push(
+      `PUBLIC_URL is ${publicUrl}: mail clients offer one-click unsubscribe only for https:// links; set PUBLIC_URL=https://… in production.`,
+    );
+  }
+  if (!e.MAIL_FROM) {
+    warnings.push(`MAIL_FROM is not set: emails go out from the placeholder "${PLACEHOLDER_FROM}".`);
+  }
+  return {
+    production,
+    port: e.PORT,
+    publicUrl,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.DATA_DIR,
+    dbPoolSize: e.DB_POOL_SIZE,
+    smtpUrl: e.SMTP_URL,
+    mailFrom: e.MAIL_FROM ?? PLACEHOLDER_FROM,
+    publisherToken: e.PUBLISHER_TOKEN ?? randomBytes(24).toString('base64url'),
+    publisherTokenGenerated: !e.PUBLISHER_TOKEN,
+    allowedOrigins: e.ALLOWED_ORIGINS,
+    trustProxy: e.TRUST_PROXY,
+    siteName: e.SITE_NAME,
+    siteUrl: e.SITE_URL ?? publicUrl,
+    confirmTokenTtlMs: e.CONFIRM_TOKEN_TTL_HOURS * 3_600_000,
+    confirmResendMs: e.CONFIRM_RESEND_MINUTES * 60_000,
+    dispatcher: e.DISPATCHER,
+    sendRate: e.SEND_RATE,
+    sendConcurrency: e.SEND_CONCURRENCY,
+    batchSize: e.DISPATCH_BATCH_SIZE,
+    pollMs: e.DISPATCH_POLL_MS,
+    leaseMs: e.LEASE_SECONDS * 1000,
+    maxAttempts: e.MAX_ATTEMPTS,
+    retryBaseMs: e.RETRY_BASE_SECONDS * 1000,
+    bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    warnings,
+  };
+}

@@ -1,0 +1,47 @@
+import { drizzle } from 'drizzle-orm/postgres-js';
+import { migrate } from 'drizzle-orm/postgres-js/migrator';
+import postgres from 'postgres';
+import type { Database, Db } from './client.js';
+import { schema } from './client.js';
+
+/** Any number that is ours alone: serialises migrations when several processes start at once. */
+const MIGRATION_LOCK = 7_261_001;
+
+export interface PostgresOptions {
+  poolSize?: number;
+  /** Where the generated SQL migrations are; when given, they are applied before the database is returned. */
+  migrationsFolder?: string;
+}
+
+/** Opens a PostgreSQL server through postgres.js (pooled). */
+export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<Database> {
+  if (options.migrationsFolder) await migratePostgres(url, options.migrationsFolder);
+  const client = postgres(url, {
+    max: options.poolSize ?? 10,
+    onnotice: () => {},
+    connect_timeout: 10,
+    idle_timeout: 60,
+  });
+  const db: Db = drizzle(client, { schema });
+  return {
+    db,
+    kind: 'postgres',
+    async ping() {
+      await client`select 1`;
+    },
+    async close() {
+      await client.end({ timeout: 5 });
+    },
+  };
+}
+
+/** Applies the migrations once, even when several processes start together (an advisory lock serialises them). */
+export async function migratePostgres(url: string, migrationsFolder: string): Promise<void> {
+  const client = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
+  try {
+    await client`select pg_advisory_lock(${MIGRATION_LOCK})`;
+    await migrate(drizzle(client), { migrationsFolder });
+  } finally {
+    await client.end({ timeout: 5 });
+  }
+}

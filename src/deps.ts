@@ -1,0 +1,16 @@
+import type { Config } from './config.js';
+import type { Database } from './db/client.js';
+import type { Logger } from './log.js';
+import type { Renderer } from './mail/render.js';
+
+/** Everything the HTTP app needs, built once by an entry file (or per request on Workers) and by tests. */
+export interface Deps {
+  config: Config;
+  database: Database;
+  renderer: Renderer;
+  log: Logger;
+  /** Tells a dispatcher in this process that new work was queued (confirmations, a send-out). */
+  kick?: () => void;
+}
+
+export type AppEnv = { Variables: { deps: Deps } };

@@ -1,0 +1,308 @@
+import { randomUUID } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import type { Config } from '../config.js';
+import type { Db } from '../db/client.js';
+import { rows } from '../db/client.js';
+import type { Logger } from '../log.js';
+import { describeError } from '../log.js';
+import type { Mailer, SendOutcome } from '../mail/mailer.js';
+import type { EssayForEmail } from '../mail/messages.js';
+import { confirmationEmail, essayEmail } from '../mail/messages.js';
+import type { Renderer } from '../mail/render.js';
+import { claimConfirmations, confirmationNotSent, issueConfirmation } from './confirmations.js';
+import type { ClaimedDelivery, DeliveryResult } from './queries.js';
+import {
+  claimDeliveries,
+  deliveryKey,
+  markBounced,
+  markSending,
+  reapExpiredLeases,
+  recordResults,
+  releaseClaims,
+  renewLeases,
+} from './queries.js';
+import { createRateLimiter } from './rate.js';
+
+export type DispatcherConfig = Pick<
+  Config,
+  | 'mailFrom'
+  | 'publicUrl'
+  | 'siteName'
+  | 'siteUrl'
+  | 'confirmTokenTtlMs'
+  | 'confirmResendMs'
+  | 'sendRate'
+  | 'sendConcurrency'
+  | 'batchSize'
+  | 'pollMs'
+  | 'leaseMs'
+  | 'maxAttempts'
+  | 'retryBaseMs'
+>;
+
+export interface DispatcherDeps {
+  db: Db;
+  mailer: Mailer;
+  renderer: Renderer;
+  config: DispatcherConfig;
+  log: Logger;
+}
+
+/** The send-out engine: claims work from the database, sends it, records what happened. Knows nothing of HTTP. */
+export interface Dispatcher {
+  readonly id: string;
+  /** Runs until stop(): polls, and wakes at once on kick(). */
+  start(): void;
+  /** Wakes a sleeping dispatcher: new work was queued. */
+  kick(): void;
+  /** One round: reaps, mails confirmations, sends one batch. Returns how many items it handled. */
+  runOnce(): Promise<number>;
+  /** Stops claiming, finishes what is in SMTP's hands, releases the rest, and resolves when idle. */
+  stop(): Promise<void>;
+}
+
+const MAX_RETRY_MS = 6 * 3_600_000;
+
+export function createDispatcher(deps: DispatcherDeps): Dispatcher {
+  const { db, mailer, renderer, config, log } = deps;
+  const id = randomUUID();
+  const concurrency = Math.max(1, Math.min(config.sendConcurrency, mailer.concurrency));
+  /** Deliveries marked `sending` at once: a crash leaves at most this many (plus those in SMTP) unknown. */
+  const groupSize = Math.max(10, Math.min(50, concurrency * 2));
+  const limiter = createRateLimiter(config.sendRate);
+  const essays = new Map<number, EssayForEmail>();
+  /** Results that could not be recorded yet (database away): kept and retried, never dropped. */
+  const unrecorded: DeliveryResult[] = [];
+  /** Subscribers whose address was refused for good, to mark bounced with the next results. */
+  const bounced = new Set<number>();
+
+  let stopping = false;
+  let loop: Promise<void> | undefined;
+  let wake: (() => void) | undefined;
+  let lastReap = 0;
+  let renewTimer: ReturnType<typeof setInterval> | undefined;
+  let failing = false;
+
+  const backoff = (attempts: number) =>
+    Math.min(MAX_RETRY_MS, config.retryBaseMs * 2 ** Math.max(0, attempts - 1)) * (0.8 + Math.random() * 0.4);
+
+  async function reap(): Promise<void> {
+    if (Date.now() - lastReap < config.leaseMs / 3) return;
+    lastReap = Date.now();
+    const { released, unknown } = await reapExpiredLeases(db);
+    if (released || unknown) log.warn({ msg: 'expired claims reaped', released, unknown });
+  }
+
+  async function sendConfirmations(): Promise<number> {
+    const claimed = await claimConfirmations(db, 50, config.leaseMs);
+    for (const request of claimed) {
+      if (stopping) break;
+      const toSend = await issueConfirmation(
+        db,
+        request.id,
+        config.confirmResendMs,
+        config.confirmTokenTtlMs,
+      );
+      if (!toSend) continue;
+      let outcome: SendOutcome;
+      try {
+        outcome = await mailer.send(await confirmationEmail(config, renderer, toSend, toSend.token));
+      } catch (error) {
+        outcome = { status: 'temporary', error: describeError(error).error as string };
+      }
+      if (outcome.status === 'sent' || outcome.status === 'unknown') continue;
+      const retry = outcome.status === 'temporary' && toSend.attempts < config.maxAttempts;
+      await confirmationNotSent(db, toSend.id, {
+        retryMs: retry ? backoff(toSend.attempts) : null,
+        error: outcome.error,
+      });
+    }
+    return claimed.length;
+  }
+
+  async function essayFor(essayId: number): Promise<EssayForEmail> {
+    let essay = essays.get(essayId);
+    if (!essay) {
+      [essay] = await rows<EssayForEmail>(
+        db,
+        sql`select id, slug, title, url, summary from essays where id = ${essayId}`,
+      );
+      if (!essay) throw new Error(`essay ${essayId} not found`);
+      essays.set(essayId, essay);
+    }
+    return essay;
+  }
+
+  async function sendOne(delivery: ClaimedDelivery, attempts: number): Promise<DeliveryResult> {
+    let outcome: SendOutcome;
+    try {
+      const essay = await essayFor(delivery.essayId);
+      const email = await essayEmail(config, renderer, essay, { ...delivery, id: delivery.subscriberId });
+      outcome = await mailer.send(email);
+    } catch (error) {
+      // Thrown before SMTP had the message (rendering, the outbox folder): safe to try again.
+      outcome = { status: 'temporary', error: String(describeError(error).error) };
+    }
+    const key = { essayId: delivery.essayId, subscriberId: delivery.subscriberId };
+    switch (outcome.status) {
+      case 'sent':
+        return { ...key, status: 'sent', error: null, retryMs: 0 };
+      case 'unknown':
+        return { ...key, status: 'unknown', error: outcome.error, retryMs: 0 };
+      case 'permanent':
+        if (outcome.bounce) bounced.add(delivery.subscriberId);
+        return { ...key, status: 'failed', error: outcome.error, retryMs: 0 };
+      case 'temporary':
+        if (attempts >= config.maxAttempts) {
+          return {
+            ...key,
+            status: 'failed',
+            error: `gave up after ${attempts} attempts: ${outcome.error}`,
+            retryMs: 0,
+          };
+        }
+        return { ...key, status: 'pending', error: outcome.error, retryMs: backoff(attempts) };
+    }
+  }
+
+  /** Records results; if the database is away, keeps them to record later. */
+  async function record(results: DeliveryResult[]): Promise<void> {
+    unrecorded.push(...results);
+    if (unrecorded.length === 0 && bounced.size === 0) return;
+    const batch = unrecorded.splice(0);
+    const bouncedIds = [...bounced];
+    try {
+      await recordResults(db, id, batch);
+      if (bouncedIds.length) {
+        await markBounced(db, bouncedIds);
+        for (const b of bouncedIds) bounced.delete(b);
+      }
+    } catch (error) {
+      unrecorded.unshift(...batch);
+      throw error;
+    }
+  }
+
+  async function sendDeliveries(): Promise<number> {
+    const claimed = await claimDeliveries(db, id, config.batchSize, config.leaseMs);
+    if (claimed.length === 0) return 0;
+    claimed.sort((a, b) => a.essayId - b.essayId || a.subscriberId - b.subscriberId);
+    let next = 0;
+    const ready: { delivery: ClaimedDelivery; attempts: number }[] = [];
+    let marking: Promise<void> | undefined;
+    const results: DeliveryResult[] = [];
+    const recording: Promise<void>[] = [];
+
+    const markNextGroup = () => {
+      marking ??= (async () => {
+        const group = claimed.slice(next, next + groupSize);
+        next += group.length;
+        const sending = await markSending(db, id, group, config.leaseMs);
+        for (const delivery of group) {
+          const attempts = sending.get(deliveryKey(delivery));
+          if (attempts !== undefined) ready.push({ delivery, attempts });
+        }
+      })().finally(() => {
+        marking = undefined;
+      });
+      return marking;
+    };
+
+    const take = async () => {
+      for (;;) {
+        const item = ready.shift();
+        if (item) return item;
+        if (stopping || next >= claimed.length) return undefined;
+        await markNextGroup();
+      }
+    };
+
+    const worker = async () => {
+      for (let item = await take(); item; item = await take()) {
+        await limiter.take();
+        results.push(await sendOne(item.delivery, item.attempts));
+        if (results.length >= groupSize) recording.push(record(results.splice(0)));
+      }
+    };
+
+    try {
+      await Promise.all(Array.from({ length: concurrency }, worker));
+    } finally {
+      recording.push(record(results.splice(0)));
+      await Promise.allSettled(recording);
+      if (stopping) await releaseClaims(db, id);
+    }
+    for (const r of await Promise.allSettled(recording)) if (r.status === 'rejected') throw r.reason;
+    return claimed.length;
+  }
+
+  async function runOnce(): Promise<number> {
+    if (unrecorded.length || bounced.size) await record([]);
+    await reap();
+    const confirmations = await sendConfirmations();
+    const deliveries = stopping ? 0 : await sendDeliveries();
+    return confirmations + deliveries;
+  }
+
+  async function run(): Promise<void> {
+    renewTimer = setInterval(
+      () => {
+        renewLeases(db, id, config.leaseMs).catch((error) =>
+          log.warn({ msg: 'could not renew claims', ...describeError(error) }),
+        );
+      },
+      Math.max(500, config.leaseMs / 3),
+    );
+    renewTimer.unref?.();
+    while (!stopping) {
+      let handled = 0;
+      try {
+        handled = await runOnce();
+        if (failing) log.info({ msg: 'dispatcher working again' });
+        failing = false;
+      } catch (error) {
+        if (!failing) log.error({ msg: 'dispatcher round failed; retrying', ...describeError(error) });
+        failing = true;
+      }
+      if (handled === 0 || failing) await sleep(failing ? Math.max(config.pollMs, 1000) : config.pollMs);
+    }
+  }
+
+  function sleep(msToWait: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, msToWait);
+      function done() {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      }
+      wake = done;
+    });
+  }
+
+  return {
+    id,
+    start() {
+      if (loop) return;
+      stopping = false;
+      loop = run();
+    },
+    kick() {
+      wake?.();
+    },
+    runOnce,
+    async stop() {
+      stopping = true;
+      wake?.();
+      await loop;
+      loop = undefined;
+      if (renewTimer) clearInterval(renewTimer);
+      try {
+        await record([]);
+        await releaseClaims(db, id);
+      } catch (error) {
+        log.error({ msg: 'could not record the last results at stop', ...describeError(error) });
+      }
+    },
+  };
+}

@@ -1,0 +1,168 @@
+import { sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { rows } from '../db/client.js';
+
+/** The statements of the send-out engine. Each is one atomic statement; the database decides who sends what. */
+
+export interface DeliveryKey {
+  essayId: number;
+  subscriberId: number;
+}
+
+export interface ClaimedDelivery extends DeliveryKey {
+  email: string;
+  name: string | null;
+  unsubscribeToken: string;
+}
+
+/** What to record for a delivery after its SMTP transaction. */
+export interface DeliveryResult extends DeliveryKey {
+  status: 'sent' | 'pending' | 'failed' | 'unknown';
+  error: string | null;
+  /** For `pending` (a retry): wait this long first. */
+  retryMs: number;
+}
+
+const ms = (n: number) => sql`(${n}::int * interval '1 millisecond')`;
+const keysJson = (keys: DeliveryKey[]) =>
+  JSON.stringify(keys.map((k) => ({ essay_id: k.essayId, subscriber_id: k.subscriberId })));
+
+/** Claims up to `limit` due deliveries for this dispatcher, skipping rows another dispatcher holds. */
+export function claimDeliveries(
+  db: Db,
+  me: string,
+  limit: number,
+  leaseMs: number,
+): Promise<ClaimedDelivery[]> {
+  return rows<ClaimedDelivery>(
+    db,
+    sql`
+      with picked as (
+        select essay_id, subscriber_id from deliveries
+        where status = 'pending' and (not_before is null or not_before <= now())
+        order by essay_id, subscriber_id
+        limit ${limit}
+        for update skip locked
+      )
+      update deliveries d
+      set status = 'claimed', claimed_by = ${me}, lease_until = now() + ${ms(leaseMs)}, updated_at = now()
+      from picked, subscribers s
+      where d.essay_id = picked.essay_id and d.subscriber_id = picked.subscriber_id and s.id = d.subscriber_id
+      returning d.essay_id as "essayId", d.subscriber_id as "subscriberId", s.email, s.name,
+                s.unsubscribe_token as "unsubscribeToken"`,
+  );
+}
+
+/**
+ * Moves a small group of this dispatcher's claims to `sending`, just before their SMTP transactions.
+ * Deliveries to subscribers who are no longer confirmed become `skipped` instead. Returns the deliveries now
+ * sending, each with its attempt count (this one included).
+ */
+export async function markSending(
+  db: Db,
+  me: string,
+  keys: DeliveryKey[],
+  leaseMs: number,
+): Promise<Map<string, number>> {
+  if (keys.length === 0) return new Map();
+  const changed = await rows<{ essayId: number; subscriberId: number; status: string; attempts: number }>(
+    db,
+    sql`
+      with v as (select * from json_to_recordset(${keysJson(keys)}::json) as v(essay_id int, subscriber_id int))
+      update deliveries d
+      set status = (case when s.status = 'confirmed' then 'sending' else 'skipped' end)::delivery_status,
+          attempts = d.attempts + (case when s.status = 'confirmed' then 1 else 0 end),
+          last_error = case when s.status = 'confirmed' then d.last_error else 'subscriber ' || s.status end,
+          lease_until = now() + ${ms(leaseMs)},
+          updated_at = now()
+      from v, subscribers s
+      where d.essay_id = v.essay_id and d.subscriber_id = v.subscriber_id and s.id = d.subscriber_id
+        and d.status = 'claimed' and d.claimed_by = ${me}
+      returning d.essay_id as "essayId", d.subscriber_id as "subscriberId", d.status::text as status, d.attempts`,
+  );
+  return new Map(
+    changed.filter((r) => r.status === 'sending').map((r) => [deliveryKey(r), Number(r.attempts)]),
+  );
+}
+
+/** Records SMTP outcomes in one statement. A late result still lands on a delivery the reaper marked unknown. */
+export async function recordResults(db: Db, me: string, results: DeliveryResult[]): Promise<void> {
+  if (results.length === 0) return;
+  const payload = JSON.stringify(
+    results.map((r) => ({
+      essay_id: r.essayId,
+      subscriber_id: r.subscriberId,
+      status: r.status,
+      error: r.error,
+      retry_ms: Math.round(r.retryMs),
+    })),
+  );
+  await db.execute(sql`
+    with v as (
+      select * from json_to_recordset(${payload}::json)
+        as v(essay_id int, subscriber_id int, status text, error text, retry_ms int)
+    )
+    update deliveries d
+    set status = v.status::delivery_status,
+        last_error = v.error,
+        not_before = case when v.status = 'pending' then now() + (v.retry_ms * interval '1 millisecond') end,
+        claimed_by = case when v.status = 'pending' then null else d.claimed_by end,
+        lease_until = null,
+        updated_at = now()
+    from v
+    where d.essay_id = v.essay_id and d.subscriber_id = v.subscriber_id
+      and d.claimed_by = ${me} and d.status in ('sending', 'unknown')`);
+}
+
+/** Marks subscribers whose address the server refused for good: they get no more essays. */
+export async function markBounced(db: Db, subscriberIds: number[]): Promise<void> {
+  if (subscriberIds.length === 0) return;
+  await db.execute(sql`
+    update subscribers set status = 'bounced', bounced_at = now(), updated_at = now()
+    where id in (select value::int from json_array_elements_text(${JSON.stringify(subscriberIds)}::json))
+      and status in ('pending', 'confirmed')`);
+}
+
+/** A live dispatcher keeps its claims. */
+export async function renewLeases(db: Db, me: string, leaseMs: number): Promise<void> {
+  await db.execute(sql`
+    update deliveries set lease_until = now() + ${ms(leaseMs)}
+    where claimed_by = ${me} and status in ('claimed', 'sending')`);
+}
+
+/**
+ * Claims whose dispatcher stopped renewing them: only claimed → back to pending (never reached SMTP, safe
+ * to send); sending → unknown (SMTP may have the message: never resent).
+ */
+export async function reapExpiredLeases(db: Db): Promise<{ released: number; unknown: number }> {
+  const reaped = await rows<{ status: string }>(
+    db,
+    sql`
+      update deliveries
+      set status = (case when status = 'claimed' then 'pending' else 'unknown' end)::delivery_status,
+          claimed_by = case when status = 'claimed' then null else claimed_by end,
+          last_error = case when status = 'claimed' then last_error
+                       else 'the dispatcher stopped while SMTP had the message; not resent' end,
+          lease_until = null,
+          updated_at = now()
+      where status in ('claimed', 'sending') and lease_until < now()
+      returning status::text as status`,
+  );
+  const unknown = reaped.filter((r) => r.status === 'unknown').length;
+  return { released: reaped.length - unknown, unknown };
+}
+
+/** On shutdown: claims not yet handed to SMTP go back to pending for the next dispatcher. */
+export async function releaseClaims(db: Db, me: string): Promise<number> {
+  const released = await rows(
+    db,
+    sql`update deliveries set status = 'pending', claimed_by = null, lease_until = null, updated_at = now()
+        where claimed_by = ${me} and status = 'claimed'
+        returning 1`,
+  );
+  return released.length;
+}
+
+export function deliveryKey(k: DeliveryKey): string {
+  return `${k.essayId}:${k.subscriberId}`;
+}

@@ -1,0 +1,109 @@
+import { join } from 'node:path';
+import { serve } from '@hono/node-server';
+import { createApp } from '../app.js';
+import type { Config } from '../config.js';
+import { ConfigError, parseConfig } from '../config.js';
+import type { Database } from '../db/client.js';
+import { openDatabase } from '../db/open.js';
+import { DatabaseLockedError } from '../db/pglite.js';
+import type { Deps } from '../deps.js';
+import type { Dispatcher } from '../dispatch/dispatcher.js';
+import { createDispatcher } from '../dispatch/dispatcher.js';
+import type { Logger } from '../log.js';
+import { createLogger, describeError } from '../log.js';
+import type { Mailer } from '../mail/mailer.js';
+import { createOutboxMailer } from '../mail/outbox.js';
+import { createRenderer } from '../mail/render.js';
+import { createSmtpMailer } from '../mail/smtp.js';
+import { loadTemplates } from '../mail/templates-fs.js';
+
+/** The mailer the configuration asks for: SMTP when SMTP_URL is set, else the .eml outbox folder. */
+export function createMailer(config: Config, log: Logger): Mailer {
+  if (config.smtpUrl) return createSmtpMailer({ url: config.smtpUrl, connections: config.sendConcurrency });
+  return createOutboxMailer({ dir: join(config.dataDir, 'outbox'), log: (line) => log.info(line) });
+}
+
+/**
+ * `npm start`: the HTTP service with a dispatcher inside (unless DISPATCHER=false or --no-dispatcher).
+ * `npm run worker` (--worker): a dispatcher alone, for sites that add workers against one PostgreSQL.
+ */
+async function main(argv: string[]): Promise<void> {
+  const log = createLogger();
+  const workerOnly = argv.includes('--worker');
+  let config: Config;
+  try {
+    config = parseConfig(process.env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    process.exit(1);
+  }
+  for (const warning of config.warnings) log.warn({ msg: warning });
+
+  let database: Database;
+  try {
+    database = await openDatabase(config);
+  } catch (error) {
+    const hint =
+      error instanceof DatabaseLockedError
+        ? error.message
+        : `Could not open the database (${config.databaseUrl ? 'DATABASE_URL' : `embedded, in ${config.dataDir}`}): ${describeError(error).error}`;
+    process.stderr.write(`${hint}\n`);
+    process.exit(1);
+  }
+  const renderer = createRenderer(loadTemplates());
+  const mailer = createMailer(config, log);
+  const runDispatcher = workerOnly || (config.dispatcher && !argv.includes('--no-dispatcher'));
+  let dispatcher: Dispatcher | undefined;
+  if (runDispatcher) {
+    dispatcher = createDispatcher({ db: database.db, mailer, renderer, config, log });
+    dispatcher.start();
+  }
+  log.info({
+    msg: workerOnly ? 'dispatcher started' : 'oneletter starting',
+    database:
+      database.kind === 'postgres' ? 'PostgreSQL (DATABASE_URL)' : `embedded PGlite in ${config.dataDir}`,
+    mail: mailer.description,
+    dispatcher: runDispatcher ? 'running in this process' : 'off (run `npm run worker` elsewhere)',
+  });
+
+  let server: ReturnType<typeof serve> | undefined;
+  if (!workerOnly) {
+    const deps: Deps = { config, database, renderer, log, kick: () => dispatcher?.kick() };
+    const app = createApp(deps);
+    server = serve({ fetch: app.fetch, port: config.port }, (info) => {
+      log.info({ msg: 'listening', url: config.publicUrl, port: info.port });
+      if (config.publisherTokenGenerated) {
+        process.stdout.write(
+          `\nPUBLISHER_TOKEN was not set, so this run uses a random one (it changes at every start):\n\n` +
+            `    ${config.publisherToken}\n\nSet PUBLISHER_TOKEN to keep one.\n\n`,
+        );
+      }
+    });
+  }
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ msg: 'stopping', signal });
+    const force = setTimeout(() => {
+      log.error({ msg: 'could not stop in 10 seconds; exiting' });
+      process.exit(1);
+    }, 10_000);
+    force.unref();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    await dispatcher?.stop();
+    await mailer.close();
+    await database.close();
+    log.info({ msg: 'stopped' });
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+main(process.argv.slice(2)).catch((error) => {
+  process.stderr.write(`oneletter could not start: ${describeError(error).error}\n`);
+  process.exit(1);
+});

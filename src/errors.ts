@@ -1,0 +1,154 @@
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { AppEnv, Deps } from './deps.js';
+import { describeError } from './log.js';
+
+/** Every error code a client can see, with its HTTP status. */
+export const errorStatus = {
+  bad_request: 400,
+  malformed_json: 400,
+  unauthorized: 401,
+  forbidden_origin: 403,
+  not_found: 404,
+  token_invalid: 404,
+  method_not_allowed: 405,
+  token_expired: 410,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  invalid_email: 422,
+  invalid_input: 422,
+  invalid_redirect: 422,
+  rate_limited: 429,
+  internal: 500,
+  database_unavailable: 503,
+} as const satisfies Record<string, ContentfulStatusCode>;
+
+export type ErrorCode = keyof typeof errorStatus;
+
+/** An error meant for the client: a code from the closed set above and a message saying what to do. */
+export class AppError extends Error {
+  override name = 'AppError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    /** A page title for browsers; defaults to a generic one for the status. */
+    readonly title?: string,
+  ) {
+    super(message);
+  }
+  get status(): ContentfulStatusCode {
+    return errorStatus[this.code];
+  }
+}
+
+const titles: Partial<Record<number, string>> = {
+  400: 'That request could not be read',
+  401: 'Not authorised',
+  403: 'Not allowed',
+  404: 'Page not found',
+  405: 'Not allowed',
+  410: 'This link has expired',
+  413: 'That request is too large',
+  415: 'That request could not be read',
+  422: 'Please check what you entered',
+  429: 'Too many attempts',
+  500: 'Something went wrong',
+  503: 'Temporarily unavailable',
+};
+
+/** Whether the client wants JSON rather than an HTML page. */
+export function wantsJson(c: Context): boolean {
+  if (c.req.path.startsWith('/api/')) return true;
+  const accept = c.req.header('accept') ?? '';
+  if (/application\/json/i.test(accept) && !/text\/html/i.test(accept)) return true;
+  return /^application\/(.+\+)?json/i.test(c.req.header('content-type') ?? '');
+}
+
+/** SQLSTATE classes and driver codes that mean the database can't be reached right now. */
+const unavailableCodes = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+]);
+
+/** True when an error says the database is down or unreachable, not that a query was wrong. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let e: unknown = error, depth = 0; e && depth < 4; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (unavailableCodes.has(code) || code.startsWith('08'))) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** Turns any thrown error into the client's answer: JSON or a page, never a stack trace. */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (isDatabaseUnavailable(error)) {
+    return new AppError(
+      'database_unavailable',
+      'The service cannot reach its database right now. Please try again in a minute.',
+    );
+  }
+  return new AppError('internal', 'Something went wrong on our side. Please try again later.');
+}
+
+/** Sends an error to the client in the form it accepts. */
+export async function respondError(c: Context<AppEnv>, error: AppError): Promise<Response> {
+  if (error.code === 'rate_limited' || error.code === 'database_unavailable') c.header('Retry-After', '60');
+  if (wantsJson(c)) return c.json({ error: { code: error.code, message: error.message } }, error.status);
+  const deps = c.get('deps');
+  const offerSubscribe = error.code === 'token_invalid' || error.code === 'token_expired';
+  const html = await deps.renderer
+    .page('error', {
+      ...pageVars(deps),
+      title: error.title ?? titles[error.status] ?? 'Something went wrong',
+      message: error.message,
+      offer_subscribe: offerSubscribe,
+    })
+    .catch(() => `<!doctype html><title>Error</title><p>${error.status}: ${escapeHtml(error.message)}</p>`);
+  return c.html(html, error.status);
+}
+
+/** The variables every page template gets. */
+export function pageVars(deps: Deps): Record<string, unknown> {
+  return {
+    site_name: deps.config.siteName,
+    site_url: deps.config.siteUrl,
+    public_url: deps.config.publicUrl,
+    confirm_hours: Math.round(deps.config.confirmTokenTtlMs / 3_600_000),
+  };
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
+}
+
+/** The app's one error handler: logs what the operator needs (no stack to the client). */
+export function onError(error: Error, c: Context<AppEnv>): Promise<Response> {
+  const appError = toAppError(error);
+  if (appError.status >= 500) {
+    c.get('deps')?.log.error({
+      msg: 'request failed',
+      path: redactPath(c.req.path),
+      ...describeError(error),
+    });
+  }
+  return respondError(c, appError);
+}
+
+/** A path with any token in it replaced, for logs. */
+export function redactPath(path: string): string {
+  return path.replace(/^\/(confirm|unsubscribe)\/[^/]+/, '/$1/:token');
+}

@@ -1,0 +1,111 @@
+import { sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Db } from '../db/client.js';
+import { affected, rows } from '../db/client.js';
+
+export const essayInput = z.object({
+  slug: z
+    .string({ error: 'slug is required: a short stable name for the essay, like "on-walking".' })
+    .trim()
+    .min(1, { error: 'slug is required: a short stable name for the essay, like "on-walking".' })
+    .max(200, { error: 'slug is too long: at most 200 characters.' })
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._~-]*$/, {
+      error: 'slug may hold letters, digits, ".", "_", "~" and "-", and starts with a letter or digit.',
+    }),
+  title: z
+    .string({ error: 'title is required.' })
+    .trim()
+    .min(1, { error: 'title is required.' })
+    .max(300, { error: 'title is too long: at most 300 characters.' }),
+  url: z
+    .url({ protocol: /^https?$/, error: 'url must be the essay’s http:// or https:// address.' })
+    .max(2000, { error: 'url is too long: at most 2000 characters.' }),
+  summary: z
+    .string({ error: 'summary must be text.' })
+    .trim()
+    .max(5000, { error: 'summary is too long: at most 5000 characters.' })
+    .optional()
+    .transform((v) => v || undefined),
+});
+
+export type EssayInput = z.infer<typeof essayInput>;
+
+export interface EssayView {
+  id: number;
+  slug: string;
+  title: string;
+  url: string;
+  summary: string | null;
+  publishedAt: string;
+}
+
+/** Where a send-out stands. `pending` counts deliveries not finished yet (waiting, claimed or in SMTP's hands). */
+export interface SendoutView {
+  status: 'sending' | 'done';
+  total: number;
+  pending: number;
+  sent: number;
+  failed: number;
+  skipped: number;
+  unknown: number;
+}
+
+/**
+ * Records an essay and fans its send-out into the delivery ledger: one row per subscriber confirmed now,
+ * in one INSERT … SELECT. The same slug again (even at the same moment) changes nothing.
+ */
+export async function publish(db: Db, input: EssayInput): Promise<{ essay: EssayView; created: boolean }> {
+  const created = await db.transaction(async (t) => {
+    const tx = t as unknown as Db;
+    const [essay] = await rows<{ id: number }>(
+      tx,
+      sql`insert into essays (slug, title, url, summary)
+          values (${input.slug}, ${input.title}, ${input.url}, ${input.summary ?? null})
+          on conflict (slug) do nothing
+          returning id`,
+    );
+    if (!essay) return false;
+    const total = await affected(
+      tx,
+      sql`insert into deliveries (essay_id, subscriber_id)
+          select ${essay.id}, id from subscribers where status = 'confirmed'`,
+    );
+    await tx.execute(sql`update essays set total = ${total} where id = ${essay.id}`);
+    return true;
+  });
+  const essay = await findEssay(db, input.slug);
+  if (!essay) throw new Error(`essay ${input.slug} vanished after publishing`);
+  return { essay, created };
+}
+
+export async function findEssay(db: Db, slug: string): Promise<EssayView | undefined> {
+  const [essay] = await rows<EssayView & { publishedAt: Date | string }>(
+    db,
+    sql`select id, slug, title, url, summary, published_at as "publishedAt" from essays where slug = ${slug}`,
+  );
+  if (!essay) return undefined;
+  return { ...essay, publishedAt: new Date(essay.publishedAt).toISOString() };
+}
+
+/** Counts the essay's deliveries by state. */
+export async function sendoutProgress(db: Db, essayId: number): Promise<SendoutView> {
+  const counts = await rows<{ status: string; n: number }>(
+    db,
+    sql`select status, count(*)::int as n from deliveries where essay_id = ${essayId} group by status`,
+  );
+  const by = Object.fromEntries(counts.map((r) => [r.status, Number(r.n)])) as Record<string, number>;
+  const pending = (by.pending ?? 0) + (by.claimed ?? 0) + (by.sending ?? 0);
+  const sent = by.sent ?? 0;
+  const failed = by.failed ?? 0;
+  const skipped = by.skipped ?? 0;
+  const unknown = by.unknown ?? 0;
+  return {
+    status: pending > 0 ? 'sending' : 'done',
+    total: pending + sent + failed + skipped + unknown,
+    pending,
+    sent,
+    failed,
+    skipped,
+    unknown,
+  };
+}

@@ -1,0 +1,27 @@
+/** Structured logging: one JSON object per line. Never give it full email addresses or tokens. */
+export interface Logger {
+  info(fields: Record<string, unknown>): void;
+  warn(fields: Record<string, unknown>): void;
+  error(fields: Record<string, unknown>): void;
+}
+
+/** Writes JSON lines to a stream (stdout by default). */
+export function createLogger(write: (line: string) => void = (line) => process.stdout.write(line)): Logger {
+  const emit = (level: string, fields: Record<string, unknown>) =>
+    write(`${JSON.stringify({ time: new Date().toISOString(), level, ...fields })}\n`);
+  return {
+    info: (f) => emit('info', f),
+    warn: (f) => emit('warn', f),
+    error: (f) => emit('error', f),
+  };
+}
+
+/** A logger that drops everything (tests that don't look at logs). */
+export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
+
+/** The parts of an error that are safe to log: its name, code and message, without the stack. */
+export function describeError(error: unknown): Record<string, unknown> {
+  if (!(error instanceof Error)) return { error: String(error) };
+  const code = (error as { code?: unknown }).code;
+  return { error: error.message, errorName: error.name, ...(code === undefined ? {} : { errorCode: code }) };
+}

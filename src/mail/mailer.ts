@@ -1,0 +1,40 @@
+/** One email, fully rendered, ready to hand to a transport. */
+export interface OutgoingEmail {
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+  html: string;
+  /** Without angle brackets, e.g. `essay-3.17@example.com`. */
+  messageId?: string;
+  headers?: Record<string, string>;
+}
+
+/**
+ * What became of one email.
+ * - `sent`: the server took it.
+ * - `temporary`: the server did not take it (4xx, refused connection): safe to try again later.
+ * - `permanent`: the server refused it for good (5xx); `bounce` when the recipient address itself was refused.
+ * - `unknown`: the connection broke after the message was handed over: it may have been taken, so never resend.
+ */
+export type SendOutcome =
+  | { status: 'sent' }
+  | { status: 'temporary' | 'unknown'; error: string }
+  | { status: 'permanent'; error: string; bounce: boolean };
+
+/** A way to send email: SMTP, an outbox folder, an HTTP API. */
+export interface Mailer {
+  /** Short description for the start-up log, with no secrets. */
+  readonly description: string;
+  /** How many sends this transport can usefully run at once. */
+  readonly concurrency: number;
+  send(email: OutgoingEmail): Promise<SendOutcome>;
+  close(): Promise<void>;
+}
+
+/** Hides most of an address for logs: `j***@example.com`. */
+export function maskEmail(email: string): string {
+  const at = email.lastIndexOf('@');
+  if (at < 1) return '***';
+  return `${email[0]}***${email.slice(at)}`;
+}

@@ -1,0 +1,48 @@
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import nodemailer from 'nodemailer';
+import type { Mailer, OutgoingEmail, SendOutcome } from './mailer.js';
+import { maskEmail } from './mailer.js';
+
+export interface OutboxOptions {
+  dir: string;
+  log?: (line: Record<string, unknown>) => void;
+}
+
+/** Writes each email as an .eml file instead of sending it: the zero-configuration mailer. */
+export function createOutboxMailer(options: OutboxOptions): Mailer {
+  const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  let made = false;
+  return {
+    description: `outbox folder ${options.dir} (.eml files; set SMTP_URL to send real email)`,
+    concurrency: 4,
+    async send(email: OutgoingEmail): Promise<SendOutcome> {
+      if (!made) {
+        await mkdir(options.dir, { recursive: true });
+        made = true;
+      }
+      const info = await transport.sendMail({
+        ...email,
+        messageId: email.messageId && `<${email.messageId}>`,
+      });
+      const raw = info.message as Buffer;
+      const id = createHash('sha256')
+        .update(email.messageId ?? raw)
+        .digest('hex')
+        .slice(0, 16);
+      const file = join(options.dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${id}.eml`);
+      await writeFile(file, raw);
+      options.log?.({
+        msg: 'email written to outbox',
+        file,
+        to: maskEmail(email.to),
+        subject: email.subject,
+      });
+      return { status: 'sent' };
+    },
+    async close() {
+      transport.close();
+    },
+  };
+}

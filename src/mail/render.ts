@@ -1,0 +1,40 @@
+import { Liquid } from 'liquidjs';
+
+/** Template sources by path relative to templates/, e.g. `pages/confirm.liquid`. */
+export type TemplateSources = Record<string, string>;
+
+export interface RenderedEmail {
+  subject: string;
+  html: string;
+  text: string;
+}
+
+/** Renders the pages and emails in templates/. LiquidJS needs no eval, so this also runs on Workers. */
+export interface Renderer {
+  page(name: string, vars: Record<string, unknown>): Promise<string>;
+  email(name: string, vars: Record<string, unknown>): Promise<RenderedEmail>;
+  /** A file served as is (the stylesheet). */
+  asset(name: string): string | undefined;
+}
+
+/** Builds a renderer over template sources: HTML is escaped by default, text and subjects are not. */
+export function createRenderer(sources: TemplateSources): Renderer {
+  const html = new Liquid({ templates: sources, outputEscape: 'escape', cache: true, strictFilters: true });
+  const plain = new Liquid({ templates: sources, cache: true, strictFilters: true });
+  const render = (engine: Liquid, file: string, vars: Record<string, unknown>) => {
+    if (!(file in sources)) throw new Error(`Template ${file} is missing from templates/.`);
+    return engine.renderFile(file, vars) as Promise<string>;
+  };
+  return {
+    page: (name, vars) => render(html, `pages/${name}.liquid`, vars),
+    async email(name, vars) {
+      const [subject, htmlBody, text] = await Promise.all([
+        render(plain, `email/${name}.subject.liquid`, vars),
+        render(html, `email/${name}.html.liquid`, vars),
+        render(plain, `email/${name}.txt.liquid`, vars),
+      ]);
+      return { subject: subject.replace(/\s+/g, ' ').trim(), html: htmlBody, text };
+    },
+    asset: (name) => sources[name],
+  };
+}

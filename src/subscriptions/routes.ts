@@ -1,0 +1,107 @@
+import type { Context } from 'hono';
+import { Hono } from 'hono';
+import { cors } from 'hono/cors';
+import type { AppEnv, Deps } from '../deps.js';
+import { AppError, pageVars, wantsJson } from '../errors.js';
+import { readFields } from '../http.js';
+import {
+  checkConfirmationLink,
+  checkUnsubscribeLink,
+  confirm,
+  subscribe,
+  subscribeInput,
+  unsubscribe,
+} from './service.js';
+
+/** The honeypot: a field people never see or fill; bots fill every field. */
+export const HONEYPOT_FIELD = 'website';
+
+/** The reader's side: subscribe, confirm, unsubscribe, and their pages. */
+export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const { config } = deps;
+  const allowed = new Set([new URL(config.publicUrl).origin, ...config.allowedOrigins]);
+
+  app.use(
+    '/subscribe',
+    cors({
+      origin: (origin) => (config.allowedOrigins.includes(origin) ? origin : null),
+      allowMethods: ['POST'],
+      allowHeaders: ['Content-Type', 'Accept'],
+      maxAge: 86_400,
+    }),
+  );
+
+  app.post('/subscribe', async (c) => {
+    const fields = await readFields(c);
+    const redirect = checkRedirect(fields.redirect, allowed);
+    if (fields[HONEYPOT_FIELD]) {
+      deps.log.info({ msg: 'honeypot filled; request dropped' });
+      return accepted(c, redirect);
+    }
+    const parsed = subscribeInput.safeParse({ email: fields.email ?? '', name: fields.name });
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const code = issue?.path[0] === 'email' ? 'invalid_email' : 'invalid_input';
+      throw new AppError(code, issue?.message ?? 'Check the form and try again.');
+    }
+    await subscribe(deps.database.db, parsed.data);
+    deps.kick?.();
+    return accepted(c, redirect);
+  });
+
+  app.get('/check-inbox', async (c) => c.html(await deps.renderer.page('check-inbox', pageVars(deps))));
+
+  app.get('/confirm/:token', async (c) => {
+    await checkConfirmationLink(deps.database.db, c.req.param('token'));
+    return page(c, 'confirm', { action: `${config.publicUrl}/confirm/${c.req.param('token')}` });
+  });
+
+  app.post('/confirm/:token', async (c) => {
+    await confirm(deps.database.db, c.req.param('token'));
+    if (wantsJson(c)) return c.json({ status: 'confirmed' });
+    return page(c, 'confirmed');
+  });
+
+  app.get('/unsubscribe/:token', async (c) => {
+    await checkUnsubscribeLink(deps.database.db, c.req.param('token'));
+    return page(c, 'unsubscribe', { action: `${config.publicUrl}/unsubscribe/${c.req.param('token')}` });
+  });
+
+  // RFC 8058: mail clients POST `List-Unsubscribe=One-Click` here and expect a 2xx answer, never a redirect.
+  // The body is not needed: the token says who, and a POST is the one step.
+  app.post('/unsubscribe/:token', async (c) => {
+    await unsubscribe(deps.database.db, c.req.param('token'));
+    if (wantsJson(c)) return c.json({ status: 'unsubscribed' });
+    return page(c, 'unsubscribed');
+  });
+
+  return app;
+
+  async function page(c: Context<AppEnv>, name: string, vars: Record<string, unknown> = {}) {
+    c.header('Referrer-Policy', 'no-referrer');
+    c.header('Cache-Control', 'no-store');
+    return c.html(await deps.renderer.page(name, { ...pageVars(deps), ...vars }));
+  }
+
+  function accepted(c: Context<AppEnv>, redirect: string | undefined) {
+    if (wantsJson(c)) return c.json({ status: 'pending' }, 202);
+    return c.redirect(redirect ?? `${config.publicUrl}/check-inbox`, 303);
+  }
+}
+
+/** A redirect is followed only to an allowed origin: the form can't be made into an open redirect. */
+function checkRedirect(redirect: string | undefined, allowed: Set<string>): string | undefined {
+  if (!redirect) return undefined;
+  let url: URL | undefined;
+  try {
+    url = new URL(redirect);
+  } catch {}
+  if (!url || !/^https?:$/.test(url.protocol) || !allowed.has(url.origin)) {
+    throw new AppError(
+      'invalid_redirect',
+      'The redirect address is not on an allowed origin. The site owner can add its origin to ALLOWED_ORIGINS.',
+    );
+  }
+  return url.href;
+}

@@ -1,0 +1,142 @@
+import { sql } from 'drizzle-orm';
+import { z } from 'zod';
+import type { Db } from '../db/client.js';
+import { rows } from '../db/client.js';
+import { AppError } from '../errors.js';
+import { hashToken, isTokenShape, newToken } from '../tokens.js';
+
+/** An email address as a reader types it: trimmed, at most 254 characters, a plausible address. */
+export const emailSchema = z
+  .string({ error: 'Enter your email address.' })
+  .trim()
+  .min(1, { error: 'Enter your email address.' })
+  .max(254, { error: 'That address is too long: an email address has at most 254 characters.' })
+  .pipe(z.email({ error: 'That does not look like an email address. Check it and try again.' }));
+
+export const subscribeInput = z.object({
+  email: emailSchema,
+  name: z
+    .string()
+    .trim()
+    .max(100, { error: 'The name is too long: at most 100 characters.' })
+    .optional()
+    .transform((v) => v || undefined),
+});
+
+export type SubscribeInput = z.infer<typeof subscribeInput>;
+
+/**
+ * Records a request to subscribe. Whatever the address's state, this is the same two writes (upsert the
+ * subscriber, queue a confirmation request), so the answer and its timing reveal nothing; the dispatcher
+ * decides later whether a confirmation email is due.
+ */
+export async function subscribe(db: Db, input: SubscribeInput): Promise<void> {
+  await db.execute(sql`
+    with subscriber as (
+      insert into subscribers (email, name, unsubscribe_token)
+      values (${input.email}, ${input.name ?? null}, ${newToken()})
+      on conflict ((lower(email))) do update set updated_at = now()
+      returning id
+    )
+    insert into confirmations (subscriber_id, name)
+    select id, ${input.name ?? null} from subscriber`);
+}
+
+/** Confirms the address behind a confirmation token; confirming twice is fine. */
+export async function confirm(db: Db, token: string): Promise<void> {
+  if (!isTokenShape(token)) throw invalidLink();
+  const hash = hashToken(token);
+  await db.transaction(async (tx) => {
+    const [found] = await rows<{
+      id: number;
+      subscriber_id: number;
+      expired: boolean;
+      used: boolean;
+      subscriber_status: string;
+    }>(
+      tx as unknown as Db,
+      sql`
+        select c.id, c.subscriber_id, c.expires_at < now() as expired, c.confirmed_at is not null as used,
+               s.status as subscriber_status
+        from confirmations c join subscribers s on s.id = c.subscriber_id
+        where c.token_hash = ${hash} and c.status = 'sent'
+        for update of c, s`,
+    );
+    if (!found) throw invalidLink();
+    if (found.used) {
+      if (found.subscriber_status === 'confirmed') return;
+      throw new AppError(
+        'token_expired',
+        'This confirmation link was already used, and the subscription has ended since. Subscribe again to get a new link.',
+        'This link was already used',
+      );
+    }
+    if (found.expired) throw expiredLink();
+    await tx.execute(sql`update confirmations set confirmed_at = now() where id = ${found.id}`);
+    await tx.execute(sql`
+      update subscribers s
+      set status = 'confirmed', confirmed_at = now(), unsubscribed_at = null, bounced_at = null, updated_at = now(),
+          name = coalesce((select name from confirmations where id = ${found.id}), s.name)
+      where s.id = ${found.subscriber_id}`);
+    return 'confirmed';
+  });
+}
+
+/**
+ * Unsubscribes the owner of an unsubscribe token at once. Deliveries of send-outs under way that have
+ * not reached SMTP yet are skipped. Unsubscribing twice is fine.
+ */
+export async function unsubscribe(db: Db, token: string): Promise<void> {
+  if (!isTokenShape(token)) throw invalidLink();
+  const found = await rows<{ id: number }>(
+    db,
+    sql`
+      with target as (
+        select id, status from subscribers where unsubscribe_token = ${token}
+      ), changed as (
+        update subscribers s set status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+        from target where s.id = target.id and target.status in ('pending', 'confirmed')
+        returning s.id
+      ), skipped as (
+        update deliveries d set status = 'skipped', last_error = 'unsubscribed', updated_at = now()
+        from changed where d.subscriber_id = changed.id and d.status = 'pending'
+      )
+      select id from target`,
+  );
+  if (found.length === 0) throw invalidLink();
+}
+
+/** Throws unless an unsubscribe token belongs to someone (the page with the button checks first). */
+export async function checkUnsubscribeLink(db: Db, token: string): Promise<void> {
+  if (!isTokenShape(token)) throw invalidLink();
+  const found = await rows(db, sql`select 1 from subscribers where unsubscribe_token = ${token}`);
+  if (found.length === 0) throw invalidLink();
+}
+
+/** Throws unless a confirmation token is one we sent and it has not expired. */
+export async function checkConfirmationLink(db: Db, token: string): Promise<void> {
+  if (!isTokenShape(token)) throw invalidLink();
+  const [found] = await rows<{ expired: boolean }>(
+    db,
+    sql`select expires_at < now() and confirmed_at is null as expired
+        from confirmations where token_hash = ${hashToken(token)} and status = 'sent'`,
+  );
+  if (!found) throw invalidLink();
+  if (found.expired) throw expiredLink();
+}
+
+function expiredLink(): AppError {
+  return new AppError(
+    'token_expired',
+    'This confirmation link has expired. Subscribe again and we will send you a new one.',
+  );
+}
+
+/** The answer to a token that matches nothing. */
+export function invalidLink(): AppError {
+  return new AppError(
+    'token_invalid',
+    'This link is not valid. Check that the whole link from the email was opened, or subscribe again.',
+    'This link is not valid',
+  );
+}
