@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import postgres from 'postgres';
+import type { Database } from '../../src/db/client.js';
+import { MIGRATIONS_FOLDER } from '../../src/db/open.js';
+import { openPglite } from '../../src/db/pglite.js';
+import { openPostgres } from '../../src/db/postgres.js';
+
+export type TestDbKind = 'pglite' | 'postgres';
+
+/** Which database this test run uses (vitest's project sets TEST_DB). */
+export const testDbKind: TestDbKind = process.env.TEST_DB === 'postgres' ? 'postgres' : 'pglite';
+
+/** The server the postgres run uses; each test file gets its own database on it. */
+export const adminUrl = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export interface TestDatabase extends Database {
+  /** For a real server: the URL of this test's own database (for child processes). */
+  url?: string;
+  /** Closes and, on a real server, drops the database. */
+  destroy(): Promise<void>;
+}
+
+/** A fresh, migrated database of this run's kind. */
+export async function createTestDatabase(kind: TestDbKind = testDbKind): Promise<TestDatabase> {
+  if (kind === 'pglite') {
+    const database = await openPglite({ migrationsFolder: MIGRATIONS_FOLDER });
+    return { ...database, destroy: () => database.close() };
+  }
+  const url = await createServerDatabase();
+  const database = await openPostgres(url, { poolSize: 10, migrationsFolder: MIGRATIONS_FOLDER });
+  return {
+    ...database,
+    url,
+    async destroy() {
+      await database.close();
+      await dropServerDatabase(url);
+    },
+  };
+}
+
+/** Creates an empty database on the test server and returns its URL. */
+export async function createServerDatabase(): Promise<string> {
+  const name = `oneletter_test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`create database ${name}`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  return url.href;
+}
+
+export async function dropServerDatabase(url: string): Promise<void> {
+  const name = new URL(url).pathname.slice(1);
+  const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`drop database if exists ${name} with (force)`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+}

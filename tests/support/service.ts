@@ -1,0 +1,99 @@
+import { createApp } from '../../src/app.js';
+import type { Config, Env } from '../../src/config.js';
+import { parseConfig } from '../../src/config.js';
+import type { Deps } from '../../src/deps.js';
+import type { Dispatcher } from '../../src/dispatch/dispatcher.js';
+import { createDispatcher } from '../../src/dispatch/dispatcher.js';
+import { silentLogger } from '../../src/log.js';
+import type { Mailer } from '../../src/mail/mailer.js';
+import { createRenderer } from '../../src/mail/render.js';
+import { createSmtpMailer } from '../../src/mail/smtp.js';
+import { loadTemplates } from '../../src/mail/templates-fs.js';
+import type { TestDatabase } from './db.js';
+import { createTestDatabase } from './db.js';
+import type { SmtpSink } from './smtp.js';
+import { startSmtpSink } from './smtp.js';
+
+export const PUBLISHER_TOKEN = 'test-publisher-token-0123456789';
+export const PUBLIC_URL = 'https://news.example.test';
+
+/** The service as tests see it: the app in memory, a fresh database, a real SMTP sink, a dispatcher. */
+export interface TestService {
+  app: ReturnType<typeof createApp>;
+  config: Config;
+  database: TestDatabase;
+  smtp: SmtpSink;
+  mailer: Mailer;
+  dispatcher: Dispatcher;
+  /** Runs dispatcher rounds until one finds nothing to do. */
+  drain(): Promise<void>;
+  /** POSTs JSON with the publisher token. */
+  publish(essay: Record<string, unknown>): Promise<Response>;
+  subscribeJson(email: string, name?: string): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/** Builds the whole service for a test file. Pass env to change settings as an operator would. */
+export async function createTestService(env: Env = {}): Promise<TestService> {
+  const [database, smtp] = await Promise.all([createTestDatabase(), startSmtpSink()]);
+  const config = parseConfig({
+    PUBLIC_URL,
+    PUBLISHER_TOKEN,
+    MAIL_FROM: 'Essays <essays@example.test>',
+    SITE_NAME: 'Test Essays',
+    SMTP_URL: smtp.url,
+    RETRY_BASE_SECONDS: '0',
+    ...env,
+  });
+  const renderer = createRenderer(loadTemplates());
+  const mailer = createSmtpMailer({ url: smtp.url, connections: config.sendConcurrency });
+  const dispatcher = createDispatcher({ db: database.db, mailer, renderer, config, log: silentLogger });
+  const deps: Deps = { config, database, renderer, log: silentLogger };
+  const app = createApp(deps);
+  return {
+    app,
+    config,
+    database,
+    smtp,
+    mailer,
+    dispatcher,
+    async drain() {
+      for (let round = 0; round < 10_000; round++) {
+        if ((await dispatcher.runOnce()) === 0) return;
+      }
+      throw new Error('the dispatcher never ran out of work');
+    },
+    publish: async (essay) =>
+      app.request('/api/essays', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${PUBLISHER_TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify(essay),
+      }),
+    subscribeJson: async (email, name) =>
+      app.request('/subscribe', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(name === undefined ? { email } : { email, name }),
+      }),
+    async close() {
+      await dispatcher.stop();
+      await mailer.close();
+      await smtp.close();
+      await database.destroy();
+    },
+  };
+}
+
+/** The confirmation link's token in an email. */
+export function confirmTokenIn(text: string | undefined): string {
+  const match = /\/confirm\/([A-Za-z0-9_-]{43})/.exec(text ?? '');
+  if (!match?.[1]) throw new Error(`no confirmation link in: ${text}`);
+  return match[1];
+}
+
+/** The unsubscribe link's token in an email. */
+export function unsubscribeTokenIn(text: string | undefined): string {
+  const match = /\/unsubscribe\/([A-Za-z0-9_-]{43})/.exec(text ?? '');
+  if (!match?.[1]) throw new Error(`no unsubscribe link in: ${text}`);
+  return match[1];
+}

@@ -1,0 +1,126 @@
+import type { AddressInfo } from 'node:net';
+import type { ParsedMail } from 'mailparser';
+import { simpleParser } from 'mailparser';
+import type { SMTPServerDataStream, SMTPServerSession } from 'smtp-server';
+import { SMTPServer } from 'smtp-server';
+
+export interface ReceivedEmail {
+  /** The envelope recipient, lower-cased. */
+  to: string;
+  parsed: ParsedMail;
+  raw: string;
+}
+
+/** Decides the server's answer; return an error (with responseCode) to refuse. */
+export type SmtpHook = (recipient: string, session: SMTPServerSession) => SmtpReply | undefined;
+export type SmtpReply = { code: number; message: string } | 'drop';
+
+export interface SmtpSink {
+  url: string;
+  port: number;
+  received: ReceivedEmail[];
+  /** Answer for RCPT TO (per recipient). */
+  onRecipient?: SmtpHook;
+  /** Answer after the message data arrived (per recipient of the message). `drop` destroys the connection. */
+  onMessage?: SmtpHook;
+  /** Resolves once `count` emails have arrived in all. */
+  waitFor(count: number, timeoutMs?: number): Promise<ReceivedEmail[]>;
+  to(address: string): ReceivedEmail[];
+  close(): Promise<void>;
+}
+
+/** A real SMTP server on a free port that keeps every email it accepts, parsed with mailparser. */
+export async function startSmtpSink(): Promise<SmtpSink> {
+  const waiters: { count: number; resolve: () => void }[] = [];
+  const sink: SmtpSink = {
+    url: '',
+    port: 0,
+    received: [],
+    async waitFor(count, timeoutMs = 20_000) {
+      if (sink.received.length < count) {
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(
+            () =>
+              reject(
+                new Error(`expected ${count} emails, got ${sink.received.length} after ${timeoutMs} ms`),
+              ),
+            timeoutMs,
+          );
+          waiters.push({
+            count,
+            resolve: () => {
+              clearTimeout(timer);
+              resolve();
+            },
+          });
+        });
+      }
+      return sink.received;
+    },
+    to: (address) => sink.received.filter((m) => m.to === address.toLowerCase()),
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    size: 10 * 1024 * 1024,
+    onRcptTo(address, session, callback) {
+      const reply = sink.onRecipient?.(address.address.toLowerCase(), session);
+      if (reply === 'drop') return destroy(session);
+      if (reply) return callback(Object.assign(new Error(reply.message), { responseCode: reply.code }));
+      callback();
+    },
+    onData(stream: SMTPServerDataStream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+      stream.on('end', async () => {
+        const recipients = session.envelope.rcptTo.map((r) => r.address.toLowerCase());
+        for (const recipient of recipients) {
+          const reply = sink.onMessage?.(recipient, session);
+          if (reply === 'drop') {
+            // The whole message arrived, then the connection breaks before the answer: SMTP may have it.
+            await store(recipients, chunks);
+            return destroy(session);
+          }
+          if (reply) return callback(Object.assign(new Error(reply.message), { responseCode: reply.code }));
+        }
+        await store(recipients, chunks);
+        callback();
+      });
+    },
+  });
+
+  const sockets = new Map<string, import('node:net').Socket>();
+  // smtp-server keeps its connections to itself; remember the sockets to be able to drop one.
+  (server as unknown as { server: import('node:net').Server }).server.on('connection', (socket) => {
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    sockets.set(key, socket);
+    socket.on('close', () => sockets.delete(key));
+  });
+
+  function destroy(session: SMTPServerSession) {
+    sockets.get(`${session.remoteAddress}:${session.remotePort}`)?.destroy();
+  }
+
+  async function store(recipients: string[], chunks: Buffer[]) {
+    const raw = Buffer.concat(chunks).toString('utf8');
+    const parsed = await simpleParser(raw);
+    for (const to of recipients) sink.received.push({ to, parsed, raw });
+    for (const waiter of [...waiters]) {
+      if (sink.received.length >= waiter.count) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve();
+      }
+    }
+  }
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = (
+    server as unknown as { server: import('node:net').Server }
+  ).server.address() as AddressInfo;
+  sink.port = port;
+  sink.url = `smtp://127.0.0.1:${port}`;
+  return sink;
+}
