@@ -2,8 +2,8 @@ CREATE TYPE "public"."confirmation_status" AS ENUM('queued', 'sent', 'skipped', 
 CREATE TYPE "public"."delivery_status" AS ENUM('pending', 'claimed', 'sending', 'sent', 'failed', 'skipped', 'unknown');--> statement-breakpoint
 CREATE TYPE "public"."subscriber_status" AS ENUM('pending', 'confirmed', 'unsubscribed', 'bounced');--> statement-breakpoint
 CREATE TABLE "confirmations" (
-	"id" bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "confirmations_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1),
-	"subscriber_id" bigint NOT NULL,
+	"id" integer PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "confirmations_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 2147483647 START WITH 1 CACHE 1),
+	"subscriber_id" integer NOT NULL,
 	"name" text,
 	"status" "confirmation_status" DEFAULT 'queued' NOT NULL,
 	"token_hash" text,
@@ -17,8 +17,8 @@ CREATE TABLE "confirmations" (
 );
 --> statement-breakpoint
 CREATE TABLE "deliveries" (
-	"essay_id" bigint NOT NULL,
-	"subscriber_id" bigint NOT NULL,
+	"essay_id" integer NOT NULL,
+	"subscriber_id" integer NOT NULL,
 	"status" "delivery_status" DEFAULT 'pending' NOT NULL,
 	"attempts" integer DEFAULT 0 NOT NULL,
 	"not_before" timestamp with time zone,
@@ -30,7 +30,7 @@ CREATE TABLE "deliveries" (
 );
 --> statement-breakpoint
 CREATE TABLE "essays" (
-	"id" bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "essays_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1),
+	"id" integer PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "essays_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 2147483647 START WITH 1 CACHE 1),
 	"slug" text NOT NULL,
 	"title" text NOT NULL,
 	"url" text NOT NULL,
@@ -41,7 +41,7 @@ CREATE TABLE "essays" (
 );
 --> statement-breakpoint
 CREATE TABLE "subscribers" (
-	"id" bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "subscribers_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 9223372036854775807 START WITH 1 CACHE 1),
+	"id" integer PRIMARY KEY GENERATED ALWAYS AS IDENTITY (sequence name "subscribers_id_seq" INCREMENT BY 1 MINVALUE 1 MAXVALUE 2147483647 START WITH 1 CACHE 1),
 	"email" text NOT NULL,
 	"name" text,
 	"status" "subscriber_status" DEFAULT 'pending' NOT NULL,
@@ -54,14 +54,11 @@ CREATE TABLE "subscribers" (
 );
 --> statement-breakpoint
 ALTER TABLE "confirmations" ADD CONSTRAINT "confirmations_subscriber_id_subscribers_id_fk" FOREIGN KEY ("subscriber_id") REFERENCES "public"."subscribers"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
-ALTER TABLE "deliveries" ADD CONSTRAINT "deliveries_essay_id_essays_id_fk" FOREIGN KEY ("essay_id") REFERENCES "public"."essays"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
-ALTER TABLE "deliveries" ADD CONSTRAINT "deliveries_subscriber_id_subscribers_id_fk" FOREIGN KEY ("subscriber_id") REFERENCES "public"."subscribers"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 CREATE UNIQUE INDEX "confirmations_token_hash_key" ON "confirmations" USING btree ("token_hash");--> statement-breakpoint
 CREATE INDEX "confirmations_queued_idx" ON "confirmations" USING btree ("id") WHERE status = 'queued';--> statement-breakpoint
 CREATE INDEX "confirmations_subscriber_idx" ON "confirmations" USING btree ("subscriber_id","sent_at");--> statement-breakpoint
 CREATE INDEX "deliveries_pending_idx" ON "deliveries" USING btree ("essay_id","subscriber_id") WHERE status = 'pending';--> statement-breakpoint
 CREATE INDEX "deliveries_in_flight_idx" ON "deliveries" USING btree ("lease_until") WHERE status in ('claimed', 'sending');--> statement-breakpoint
-CREATE INDEX "deliveries_subscriber_idx" ON "deliveries" USING btree ("subscriber_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "subscribers_email_key" ON "subscribers" USING btree (lower("email"));--> statement-breakpoint
 CREATE UNIQUE INDEX "subscribers_unsubscribe_token_key" ON "subscribers" USING btree ("unsubscribe_token");--> statement-breakpoint
 CREATE INDEX "subscribers_status_idx" ON "subscribers" USING btree ("status");

@@ -27,7 +27,7 @@ describe('a reader subscribes, confirms, unsubscribes and comes back', () => {
     expect(await page.text()).toContain('method="post"');
 
     const publish1 = await s.publish({ slug: 'before', title: 'Before', url: 'https://example.org/before' });
-    expect((await publish1.json()).sendout.total).toBe(0);
+    expect(((await publish1.json()) as { sendout: { total: number } }).sendout.total).toBe(0);
 
     const confirmed = await s.app.request(`/confirm/${token}`, { method: 'POST' });
     expect(confirmed.status).toBe(200);

@@ -38,8 +38,8 @@ export async function claimConfirmations(
 }
 
 /**
- * Decides one request: nothing for a confirmed address or one mailed within `resendMs`; otherwise a new
- * token is issued. The subscriber's row is locked so two dispatchers can't both decide to send.
+ * Decides one request: nothing for a confirmed address or one mailed an unused link within `resendMs`
+ * (a link the owner used, then unsubscribed, does not hold back their return); otherwise a new token is issued. The subscriber's row is locked so two dispatchers can't both decide to send.
  */
 export async function issueConfirmation(
   db: Db,
@@ -55,6 +55,7 @@ export async function issueConfirmation(
         select s.id as subscriber_id, s.status::text as status,
                exists (select 1 from confirmations o
                        where o.subscriber_id = s.id and o.id <> ${id} and o.status = 'sent'
+                         and o.confirmed_at is null
                          and o.sent_at > now() - ${ms(resendMs)}) as recent
         from confirmations c join subscribers s on s.id = c.subscriber_id
         where c.id = ${id} and c.status = 'queued'

@@ -28,7 +28,13 @@ export const essayInput = z.object({
     .transform((v) => v || undefined),
 });
 
-export type EssayInput = z.infer<typeof essayInput>;
+/** A validated essay (the output of essayInput). */
+export interface EssayInput {
+  slug: string;
+  title: string;
+  url: string;
+  summary?: string;
+}
 
 export interface EssayView {
   id: number;

@@ -73,7 +73,15 @@ export async function essayEmail(
   };
 }
 
-/** The phrase of a List-Id header: printable ASCII only, quoted. */
+/**
+ * The phrase of a List-Id header: plain words (RFC 5322 atoms) only. A quote, `=?` or non-ASCII would make
+ * nodemailer encode the whole header as one encoded-word, and clients would no longer see a List-Id.
+ */
 function listIdLabel(siteName: string): string {
-  return `"${siteName.replace(/[^\x20-\x7e]|["\\]/g, '').trim() || 'Newsletter'}"`;
+  return (
+    siteName
+      .replace(/[^A-Za-z0-9!#$%&'*+/^_`{|}~-]+/g, ' ')
+      .replace(/\s+/g, ' ')
+      .trim() || 'Newsletter'
+  );
 }

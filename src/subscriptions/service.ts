@@ -28,13 +28,14 @@ export type SubscribeInput = z.infer<typeof subscribeInput>;
 /**
  * Records a request to subscribe. Whatever the address's state, this is the same two writes (upsert the
  * subscriber, queue a confirmation request), so the answer and its timing reveal nothing; the dispatcher
- * decides later whether a confirmation email is due.
+ * decides later whether a confirmation email is due. The name waits on the confirmation request: whoever
+ * typed it, it reaches the subscriber only when the owner of the address confirms.
  */
 export async function subscribe(db: Db, input: SubscribeInput): Promise<void> {
   await db.execute(sql`
     with subscriber as (
-      insert into subscribers (email, name, unsubscribe_token)
-      values (${input.email}, ${input.name ?? null}, ${newToken()})
+      insert into subscribers (email, unsubscribe_token)
+      values (${input.email}, ${newToken()})
       on conflict ((lower(email))) do update set updated_at = now()
       returning id
     )
@@ -83,8 +84,9 @@ export async function confirm(db: Db, token: string): Promise<void> {
 }
 
 /**
- * Unsubscribes the owner of an unsubscribe token at once. Deliveries of send-outs under way that have
- * not reached SMTP yet are skipped. Unsubscribing twice is fine.
+ * Unsubscribes the owner of an unsubscribe token at once; unsubscribing twice is fine. Deliveries of a
+ * send-out under way that have not reached SMTP yet are skipped: the dispatcher checks the subscriber's
+ * status in the same statement that hands a delivery to SMTP.
  */
 export async function unsubscribe(db: Db, token: string): Promise<void> {
   if (!isTokenShape(token)) throw invalidLink();
@@ -96,10 +98,6 @@ export async function unsubscribe(db: Db, token: string): Promise<void> {
       ), changed as (
         update subscribers s set status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
         from target where s.id = target.id and target.status in ('pending', 'confirmed')
-        returning s.id
-      ), skipped as (
-        update deliveries d set status = 'skipped', last_error = 'unsubscribed', updated_at = now()
-        from changed where d.subscriber_id = changed.id and d.status = 'pending'
       )
       select id from target`,
   );

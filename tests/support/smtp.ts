@@ -23,6 +23,8 @@ export interface SmtpSink {
   onRecipient?: SmtpHook;
   /** Answer after the message data arrived (per recipient of the message). `drop` destroys the connection. */
   onMessage?: SmtpHook;
+  /** Wait this long after each message's data before answering: a slow server, to stretch a send-out. */
+  delayMs?: number;
   /** Resolves once `count` emails have arrived in all. */
   waitFor(count: number, timeoutMs?: number): Promise<ReceivedEmail[]>;
   to(address: string): ReceivedEmail[];
@@ -76,6 +78,7 @@ export async function startSmtpSink(): Promise<SmtpSink> {
       const chunks: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => chunks.push(chunk));
       stream.on('end', async () => {
+        if (sink.delayMs) await new Promise((resolve) => setTimeout(resolve, sink.delayMs));
         const recipients = session.envelope.rcptTo.map((r) => r.address.toLowerCase());
         for (const recipient of recipients) {
           const reply = sink.onMessage?.(recipient, session);

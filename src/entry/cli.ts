@@ -1,0 +1,167 @@
+import { parseArgs } from 'node:util';
+import type { Config } from '../config.js';
+import { ConfigError, parseConfig } from '../config.js';
+import { openDatabase } from '../db/open.js';
+import type { EssayInput, SendoutView } from '../essays/service.js';
+import { essayInput, findEssay, publish, sendoutProgress } from '../essays/service.js';
+import { describeError } from '../log.js';
+
+const USAGE = `Usage:
+  npm run publish -- <slug> --title "…" --url https://… [--summary "…"] [--api URL | --db] [--no-wait]
+
+Publishes an essay and shows its send-out until every delivery is done.
+  --api URL   the service to publish through (default: ONELETTER_API_URL, else PUBLIC_URL);
+              the token comes from PUBLISHER_TOKEN
+  --db        publish straight into the database (DATABASE_URL, or the embedded one when no server has it open);
+              a running dispatcher (npm start or npm run worker) sends it
+  --no-wait   return once the essay is recorded`;
+
+/** What the CLI needs from wherever it publishes: publish once, then ask for progress. */
+interface Publisher {
+  publish(input: EssayInput): Promise<{ created: boolean; sendout: SendoutView }>;
+  progress(slug: string): Promise<SendoutView>;
+  close(): Promise<void>;
+}
+
+class UsageError extends Error {}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command !== 'publish') throw new UsageError(`Unknown command "${command ?? ''}".`);
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      title: { type: 'string' },
+      url: { type: 'string' },
+      summary: { type: 'string' },
+      api: { type: 'string' },
+      db: { type: 'boolean', default: false },
+      'no-wait': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const parsed = essayInput.safeParse({
+    slug: positionals[0],
+    title: values.title,
+    url: values.url,
+    summary: values.summary,
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new UsageError(`${String(issue?.path[0] ?? 'input')}: ${issue?.message ?? 'invalid'}`);
+  }
+  const config = parseConfig(process.env);
+  const publisher = values.db ? await databasePublisher(config) : apiPublisher(config, values.api);
+  try {
+    const { created, sendout } = await publisher.publish(parsed.data);
+    process.stdout.write(
+      created
+        ? `Published "${parsed.data.slug}": ${sendout.total} confirmed subscribers get one letter each.\n`
+        : `"${parsed.data.slug}" was already published: nothing more is sent. Its send-out:\n`,
+    );
+    const final = values['no-wait']
+      ? sendout
+      : await follow(() => publisher.progress(parsed.data.slug), sendout);
+    process.stdout.write(`${summary(final)}\n`);
+    return 0;
+  } finally {
+    await publisher.close();
+  }
+}
+
+function apiPublisher(config: Config, api: string | undefined): Publisher {
+  const base = (api ?? process.env.ONELETTER_API_URL ?? config.publicUrl).replace(/\/+$/, '');
+  if (!process.env.PUBLISHER_TOKEN) {
+    throw new UsageError('Set PUBLISHER_TOKEN to the token the service was started with (or use --db).');
+  }
+  const call = async (path: string, init: RequestInit = {}) => {
+    const res = await fetch(`${base}${path}`, {
+      ...init,
+      headers: { authorization: `Bearer ${config.publisherToken}`, 'content-type': 'application/json' },
+    }).catch((error) => {
+      throw new Error(
+        `Could not reach ${base} (${describeError(error).error}). Is the service running? Use --api URL.`,
+      );
+    });
+    const body = (await res.json().catch(() => ({}))) as {
+      sendout?: SendoutView;
+      error?: { message?: string };
+    };
+    if (!res.ok || !body.sendout)
+      throw new Error(`${res.status}: ${body.error?.message ?? 'unexpected answer'}`);
+    return { status: res.status, sendout: body.sendout };
+  };
+  return {
+    async publish(input) {
+      const { status, sendout } = await call('/api/essays', { method: 'POST', body: JSON.stringify(input) });
+      return { created: status === 202, sendout };
+    },
+    progress: async (slug) => (await call(`/api/essays/${encodeURIComponent(slug)}`)).sendout,
+    close: async () => {},
+  };
+}
+
+async function databasePublisher(config: Config): Promise<Publisher> {
+  const database = await openDatabase(config);
+  return {
+    async publish(input) {
+      const { essay, created } = await publish(database.db, input);
+      return { created, sendout: await sendoutProgress(database.db, essay.id) };
+    },
+    async progress(slug) {
+      const essay = await findEssay(database.db, slug);
+      if (!essay) throw new Error(`essay ${slug} not found`);
+      return sendoutProgress(database.db, essay.id);
+    },
+    close: () => database.close(),
+  };
+}
+
+/** Polls until the send-out is done, drawing a progress bar on a terminal (a line every 10 s otherwise). */
+async function follow(progress: () => Promise<SendoutView>, first: SendoutView): Promise<SendoutView> {
+  const tty = process.stdout.isTTY;
+  let current = first;
+  let lastLine = 0;
+  while (current.status !== 'done') {
+    if (tty) process.stdout.write(`\r${bar(current)}`);
+    else if (Date.now() - lastLine > 10_000) {
+      process.stdout.write(`${bar(current)}\n`);
+      lastLine = Date.now();
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    current = await progress();
+  }
+  if (tty) process.stdout.write(`\r${bar(current)}\n`);
+  return current;
+}
+
+function bar(s: SendoutView): string {
+  const done = s.total - s.pending;
+  const ratio = s.total === 0 ? 1 : done / s.total;
+  const width = 30;
+  const filled = Math.round(ratio * width);
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${Math.floor(ratio * 100)}% ${done}/${s.total}`;
+}
+
+function summary(s: SendoutView): string {
+  return `Send-out ${s.status}: ${s.sent} sent, ${s.failed} failed, ${s.skipped} skipped, ${s.unknown} unknown, ${s.pending} pending (of ${s.total}).`;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`${error.message}\n\n${USAGE}\n`);
+      process.exit(2);
+    }
+    const message =
+      error instanceof ConfigError ? error.message : `Publishing failed: ${describeError(error).error}`;
+    process.stderr.write(`${message}\n`);
+    process.exit(1);
+  },
+);

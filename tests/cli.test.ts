@@ -1,0 +1,95 @@
+import { execFile } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { serve } from '@hono/node-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestService } from './support/service.js';
+import { createTestService, PUBLISHER_TOKEN } from './support/service.js';
+
+const run = promisify(execFile);
+
+describe('the publisher CLI', () => {
+  let s: TestService;
+  let server: ReturnType<typeof serve>;
+  let api: string;
+
+  beforeAll(async () => {
+    s = await createTestService({ DISPATCH_POLL_MS: '50' });
+    await s.database.db.execute(
+      (await import('drizzle-orm')).sql`
+        insert into subscribers (email, status, unsubscribe_token)
+        select 'cli' || i || '@example.org', 'confirmed', md5(i::text) || 'abcdefghijk'
+        from generate_series(1, 30) as i`,
+    );
+    await new Promise<void>((resolve) => {
+      server = serve({ fetch: s.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve());
+    });
+    api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    s.dispatcher.start();
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server?.close(resolve));
+    await s?.close();
+  });
+
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    run('node', ['--import', 'tsx', 'src/entry/cli.ts', ...args], {
+      env: { ...process.env, PUBLISHER_TOKEN, ...env },
+      timeout: 60_000,
+    }).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({
+        code: e.code,
+        stdout: e.stdout,
+        stderr: e.stderr,
+      }),
+    );
+
+  it('publishes through the API, waits for the send-out, and prints a summary', async () => {
+    const result = await cli([
+      'publish',
+      'cli-essay',
+      '--title',
+      'From the CLI',
+      '--url',
+      'https://example.org/cli',
+      '--api',
+      api,
+    ]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('30 confirmed subscribers');
+    expect(result.stdout).toContain('Send-out done: 30 sent, 0 failed, 0 skipped, 0 unknown');
+    expect(new Set(s.smtp.received.map((m) => m.to)).size).toBe(30);
+  });
+
+  it('publishing the same slug again sends nothing more', async () => {
+    const result = await cli([
+      'publish',
+      'cli-essay',
+      '--title',
+      'x',
+      '--url',
+      'https://example.org/x',
+      '--api',
+      api,
+    ]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toContain('already published');
+    expect(s.smtp.received).toHaveLength(30);
+  });
+
+  it('explains bad arguments and a wrong token', async () => {
+    const noUrl = await cli(['publish', 'x', '--title', 'x', '--api', api]);
+    expect(noUrl.code).toBe(2);
+    expect(noUrl.stderr).toContain('url');
+    const wrong = await cli(
+      ['publish', 'y', '--title', 'y', '--url', 'https://example.org/y', '--api', api],
+      {
+        PUBLISHER_TOKEN: 'a-wrong-token-of-enough-length',
+      },
+    );
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('401');
+  });
+});
