@@ -112,6 +112,12 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/** A bad value as the error shows it: start-up errors end up in logs, so secrets are not echoed. */
+function shownValue(name: string, value: string): string {
+  if (name === 'PUBLISHER_TOKEN') return '(hidden)';
+  return JSON.stringify(value.replace(/\/\/[^/@]*@/, '//***@'));
+}
+
 /** Reads and validates every setting once; throws ConfigError naming each bad variable. */
 export function parseConfig(env: Env): Config {
   const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
@@ -119,7 +125,7 @@ export function parseConfig(env: Env): Config {
   if (!parsed.success) {
     const lines = parsed.error.issues.map((issue) => {
       const name = String(issue.path[0] ?? '');
-      return `  ${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`;
+      return `  ${name}=${shownValue(name, env[name] ?? '')}: ${issue.message}`;
     });
     throw new ConfigError(
       `Invalid configuration:\n${lines.join('\n')}\nFix these variables and start again.`,

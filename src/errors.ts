@@ -87,6 +87,8 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 4; depth++) {
     const code = (e as { code?: unknown }).code;
     if (typeof code === 'string' && (unavailableCodes.has(code) || code.startsWith('08'))) return true;
+    // The embedded database says so in words when it has been closed (the process is shutting down).
+    if (e instanceof Error && /PGlite is closed/i.test(e.message)) return true;
     e = (e as { cause?: unknown }).cause;
   }
   return false;

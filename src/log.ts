@@ -22,6 +22,11 @@ export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
 /** The parts of an error that are safe to log: its name, code and message, without the stack. */
 export function describeError(error: unknown): Record<string, unknown> {
   if (!(error instanceof Error)) return { error: String(error) };
+  // drizzle wraps driver errors as "Failed query: … params: …", and the params hold addresses and tokens.
+  if (error.message.startsWith('Failed query:')) {
+    if (error.cause instanceof Error) return describeError(error.cause);
+    return { error: error.message.replace(/\nparams:[\s\S]*$/, ''), errorName: error.name };
+  }
   const code = (error as { code?: unknown }).code;
   return { error: error.message, errorName: error.name, ...(code === undefined ? {} : { errorCode: code }) };
 }

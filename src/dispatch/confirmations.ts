@@ -39,7 +39,8 @@ export async function claimConfirmations(
 
 /**
  * Decides one request: nothing for a confirmed address or one mailed an unused link within `resendMs`
- * (a link the owner used, then unsubscribed, does not hold back their return); otherwise a new token is issued. The subscriber's row is locked so two dispatchers can't both decide to send.
+ * (a link the owner used, then unsubscribed, does not hold back their return); otherwise a new token is
+ * issued. The subscriber's row is locked so two dispatchers can't both decide to send.
  */
 export async function issueConfirmation(
   db: Db,

@@ -66,11 +66,7 @@ export async function confirm(db: Db, token: string): Promise<void> {
     if (!found) throw invalidLink();
     if (found.used) {
       if (found.subscriber_status === 'confirmed') return;
-      throw new AppError(
-        'token_expired',
-        'This confirmation link was already used, and the subscription has ended since. Subscribe again to get a new link.',
-        'This link was already used',
-      );
+      throw usedLink();
     }
     if (found.expired) throw expiredLink();
     await tx.execute(sql`update confirmations set confirmed_at = now() where id = ${found.id}`);
@@ -111,16 +107,28 @@ export async function checkUnsubscribeLink(db: Db, token: string): Promise<void>
   if (found.length === 0) throw invalidLink();
 }
 
-/** Throws unless a confirmation token is one we sent and it has not expired. */
+/** Throws unless a confirmation token is one we sent, not expired, and not spent on an ended subscription. */
 export async function checkConfirmationLink(db: Db, token: string): Promise<void> {
   if (!isTokenShape(token)) throw invalidLink();
-  const [found] = await rows<{ expired: boolean }>(
+  const [found] = await rows<{ expired: boolean; used: boolean }>(
     db,
-    sql`select expires_at < now() and confirmed_at is null as expired
-        from confirmations where token_hash = ${hashToken(token)} and status = 'sent'`,
+    sql`select c.expires_at < now() and c.confirmed_at is null as expired,
+               c.confirmed_at is not null and s.status <> 'confirmed' as used
+        from confirmations c join subscribers s on s.id = c.subscriber_id
+        where c.token_hash = ${hashToken(token)} and c.status = 'sent'`,
   );
   if (!found) throw invalidLink();
+  if (found.used) throw usedLink();
   if (found.expired) throw expiredLink();
+}
+
+/** A link used once, for a subscription that has ended since: it must not bring the subscription back. */
+function usedLink(): AppError {
+  return new AppError(
+    'token_expired',
+    'This confirmation link was already used, and the subscription has ended since. Subscribe again to get a new link.',
+    'This link was already used',
+  );
 }
 
 function expiredLink(): AppError {
