@@ -72,6 +72,9 @@ const schema = z.object({
   MAX_ATTEMPTS: int(1, 100).default(8),
   RETRY_BASE_SECONDS: int(0, 86_400).default(30),
   BODY_LIMIT_BYTES: int(256, 10 * 1024 * 1024).default(16 * 1024),
+  SUBSCRIBE_LIMIT_PER_IP: int(0, 1_000_000).default(30),
+  SUBSCRIBE_LIMIT_PER_ADDRESS: int(0, 1_000_000).default(5),
+  RATE_LIMIT_WINDOW_SECONDS: int(1, 86_400).default(3600),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -103,6 +106,10 @@ export interface Config {
   maxAttempts: number;
   retryBaseMs: number;
   bodyLimitBytes: number;
+  /** Subscription attempts per client IP, and per address, in each rate-limit window (0: no limit). */
+  subscribeLimitPerIp: number;
+  subscribeLimitPerAddress: number;
+  rateLimitWindowSeconds: number;
   /** Things an operator should hear about at start, none fatal. */
   warnings: string[];
 }
@@ -175,6 +182,9 @@ export function parseConfig(env: Env): Config {
     maxAttempts: e.MAX_ATTEMPTS,
     retryBaseMs: e.RETRY_BASE_SECONDS * 1000,
     bodyLimitBytes: e.BODY_LIMIT_BYTES,
+    subscribeLimitPerIp: e.SUBSCRIBE_LIMIT_PER_IP,
+    subscribeLimitPerAddress: e.SUBSCRIBE_LIMIT_PER_ADDRESS,
+    rateLimitWindowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
     warnings,
   };
 }

@@ -1,3 +1,4 @@
+import type { Context } from 'hono';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import type { Logger } from './log.js';
@@ -11,6 +12,8 @@ export interface Deps {
   log: Logger;
   /** Tells a dispatcher in this process that new work was queued (confirmations, a send-out). */
   kick?: () => void;
+  /** The address of the peer that sent the request (the runtime knows it: a socket, a platform header). */
+  peerAddress?: (c: Context) => string | undefined;
 }
 
 export type AppEnv = { Variables: { deps: Deps } };

@@ -33,6 +33,8 @@ export class AppError extends Error {
     message: string,
     /** A page title for browsers; defaults to a generic one for the status. */
     readonly title?: string,
+    /** For 429 and 503: seconds the client should wait (Retry-After). */
+    readonly retryAfter?: number,
   ) {
     super(message);
   }
@@ -108,7 +110,9 @@ export function toAppError(error: unknown): AppError {
 
 /** Sends an error to the client in the form it accepts. */
 export async function respondError(c: Context<AppEnv>, error: AppError): Promise<Response> {
-  if (error.code === 'rate_limited' || error.code === 'database_unavailable') c.header('Retry-After', '60');
+  if (error.code === 'rate_limited' || error.code === 'database_unavailable') {
+    c.header('Retry-After', String(error.retryAfter ?? 60));
+  }
   if (wantsJson(c)) return c.json({ error: { code: error.code, message: error.message } }, error.status);
   const deps = c.get('deps');
   const offerSubscribe = error.code === 'token_invalid' || error.code === 'token_expired';

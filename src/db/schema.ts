@@ -131,3 +131,10 @@ export type Subscriber = typeof subscribers.$inferSelect;
 export type Essay = typeof essays.$inferSelect;
 export type DeliveryStatus = (typeof deliveryStatus.enumValues)[number];
 export type SubscriberStatus = (typeof subscriberStatus.enumValues)[number];
+
+/** Counters for rate limits, shared by every process on one database. Keys hold no plain address. */
+export const rateLimits = pgTable('rate_limits', {
+  key: text('key').primaryKey(),
+  windowStart: ts('window_start').notNull(),
+  hits: integer('hits').notNull(),
+});

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
+import { getConnInfo } from '@hono/node-server/conninfo';
 import { createApp } from '../app.js';
 import type { Config } from '../config.js';
 import { ConfigError, parseConfig } from '../config.js';
@@ -69,7 +70,14 @@ async function main(argv: string[]): Promise<void> {
 
   let server: ReturnType<typeof serve> | undefined;
   if (!workerOnly) {
-    const deps: Deps = { config, database, renderer, log, kick: () => dispatcher?.kick() };
+    const deps: Deps = {
+      config,
+      database,
+      renderer,
+      log,
+      kick: () => dispatcher?.kick(),
+      peerAddress: (c) => getConnInfo(c).remote.address,
+    };
     const app = createApp(deps);
     server = serve({ fetch: app.fetch, port: config.port }, (info) => {
       log.info({ msg: 'listening', url: config.publicUrl, port: info.port });

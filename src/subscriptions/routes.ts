@@ -1,9 +1,11 @@
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
+import { clientIp } from '../client-ip.js';
 import type { AppEnv, Deps } from '../deps.js';
 import { AppError, pageVars, wantsJson } from '../errors.js';
 import { readFields } from '../http.js';
+import { addressKey, hitLimits } from '../rate-limit.js';
 import {
   checkConfirmationLink,
   checkUnsubscribeLink,
@@ -44,6 +46,27 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
       const issue = parsed.error.issues[0];
       const code = issue?.path[0] === 'email' ? 'invalid_email' : 'invalid_input';
       throw new AppError(code, issue?.message ?? 'Check the form and try again.');
+    }
+    const verdict = await hitLimits(deps.database.db, [
+      {
+        key: `subscribe-ip:${clientIp(c)}`,
+        max: config.subscribeLimitPerIp,
+        windowSeconds: config.rateLimitWindowSeconds,
+      },
+      {
+        key: `subscribe-address:${addressKey(parsed.data.email)}`,
+        max: config.subscribeLimitPerAddress,
+        windowSeconds: config.rateLimitWindowSeconds,
+      },
+    ]);
+    if (!verdict.allowed) {
+      const minutes = Math.ceil(verdict.retryAfter / 60);
+      throw new AppError(
+        'rate_limited',
+        `Too many subscription attempts. Please try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`,
+        undefined,
+        verdict.retryAfter,
+      );
     }
     await subscribe(deps.database.db, parsed.data);
     deps.kick?.();

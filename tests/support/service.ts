@@ -43,6 +43,9 @@ export async function createTestService(env: Env = {}): Promise<TestService> {
     SITE_NAME: 'Test Essays',
     SMTP_URL: smtp.url,
     RETRY_BASE_SECONDS: '0',
+    // Rate limits are off unless a test turns them on (tests/ratelimit.test.ts): many tests share one "client".
+    SUBSCRIBE_LIMIT_PER_IP: '0',
+    SUBSCRIBE_LIMIT_PER_ADDRESS: '0',
     ...env,
   });
   const renderer = createRenderer(loadTemplates());

@@ -1,0 +1,62 @@
+import { createHash } from 'node:crypto';
+import { sql } from 'drizzle-orm';
+import type { Db } from './db/client.js';
+import { rows } from './db/client.js';
+
+export interface Limit {
+  /** A name for what is counted, e.g. `subscribe-ip:203.0.113.9`. Hash anything personal first. */
+  key: string;
+  /** Requests allowed per window (0: no limit). */
+  max: number;
+  windowSeconds: number;
+}
+
+export interface LimitVerdict {
+  allowed: boolean;
+  /** Seconds until the fullest window resets. */
+  retryAfter: number;
+}
+
+/**
+ * Counts one request against each limit, in one statement, in the database: the limits hold across every
+ * process that shares it. Fixed windows; a request over any limit is refused.
+ */
+export async function hitLimits(db: Db, limits: Limit[]): Promise<LimitVerdict> {
+  const active = limits.filter((l) => l.max > 0);
+  if (active.length === 0) return { allowed: true, retryAfter: 0 };
+  const values = sql.join(
+    active.map(
+      (l) =>
+        sql`(${l.key}, to_timestamp(floor(extract(epoch from now()) / ${l.windowSeconds}) * ${l.windowSeconds}), 1)`,
+    ),
+    sql`, `,
+  );
+  const counted = await rows<{ key: string; hits: number; retry_after: number }>(
+    db,
+    sql`
+      insert into rate_limits (key, window_start, hits) values ${values}
+      on conflict (key) do update
+      set hits = case when rate_limits.window_start = excluded.window_start then rate_limits.hits + 1 else 1 end,
+          window_start = excluded.window_start
+      returning key, hits, ceil(extract(epoch from window_start - now()))::int as retry_after`,
+  );
+  let allowed = true;
+  let retryAfter = 0;
+  for (const row of counted) {
+    const limit = active.find((l) => l.key === row.key);
+    if (!limit || Number(row.hits) <= limit.max) continue;
+    allowed = false;
+    retryAfter = Math.max(retryAfter, Number(row.retry_after) + limit.windowSeconds);
+  }
+  return { allowed, retryAfter: Math.max(1, retryAfter) };
+}
+
+/** Forgets windows that ended long ago. */
+export async function pruneLimits(db: Db): Promise<void> {
+  await db.execute(sql`delete from rate_limits where window_start < now() - interval '2 days'`);
+}
+
+/** A stable, non-reversible key part for an email address. */
+export function addressKey(email: string): string {
+  return createHash('sha256').update(email.trim().toLowerCase()).digest('base64url').slice(0, 32);
+}
