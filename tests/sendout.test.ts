@@ -6,7 +6,7 @@ import type { Dispatcher } from '../src/dispatch/dispatcher.js';
 import { createDispatcher } from '../src/dispatch/dispatcher.js';
 import { silentLogger } from '../src/log.js';
 import type { Mailer } from '../src/mail/mailer.js';
-import { essayEmail } from '../src/mail/messages.js';
+import { essayEmail, essayMessageKey } from '../src/mail/messages.js';
 import { createRenderer } from '../src/mail/render.js';
 import { createSmtpMailer } from '../src/mail/smtp.js';
 import { loadTemplates } from '../src/mail/templates-fs.js';
@@ -120,6 +120,16 @@ describe('publishing an essay sends one letter to each confirmed subscriber, nev
     expect(await deliveriesOf(s.database.db, first.slug)).toHaveLength(50);
   });
 
+  it('takes the slug without regard to case, so a tool that changes its case sends nothing more', async () => {
+    const before = s.smtp.received.length;
+    const upper = await s.publish({ ...first, slug: first.slug.toUpperCase(), summary: null });
+    expect(upper.status).toBe(200);
+    expect((await answer(upper)).essay.slug).toBe(first.slug);
+    expect((await progress(s, first.slug.toUpperCase())).status).toBe(200);
+    await s.drain();
+    expect(s.smtp.received.length).toBe(before);
+  });
+
   it('puts the title, summary, essay link and unsubscribe link in both parts of the letter', async () => {
     const reader = confirmed[7] as SeededSubscriber;
     const [mail] = s.smtp.to(reader.email);
@@ -152,7 +162,7 @@ describe('publishing an essay sends one letter to each confirmed subscriber, nev
       );
       // Stable: the same essay to the same subscriber is the same message, whoever sends it and when.
       const messageId = mail?.parsed.messageId;
-      expect(messageId).toBe(`<essay.${first.slug}.${reader.id}@example.test>`);
+      expect(messageId).toBe(`<${essayMessageKey(first.slug, reader.id)}@example.test>`);
       messageIds.add(messageId as string);
     }
     expect(messageIds.size).toBe(confirmed.length);

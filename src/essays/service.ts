@@ -11,7 +11,9 @@ export const essayInput = z.object({
     .max(200, { error: 'slug is too long: at most 200 characters.' })
     .regex(/^[A-Za-z0-9][A-Za-z0-9._~-]*$/, {
       error: 'slug may hold letters, digits, ".", "_", "~" and "-", and starts with a letter or digit.',
-    }),
+    })
+    // Compared without case: a tool that changes "On-Walking" to "on-walking" must not send a second letter.
+    .transform((v) => v.toLowerCase()),
   title: z
     .string({ error: 'title is required.' })
     .trim()
@@ -24,7 +26,7 @@ export const essayInput = z.object({
     .string({ error: 'summary must be text.' })
     .trim()
     .max(5000, { error: 'summary is too long: at most 5000 characters.' })
-    .optional()
+    .nullish()
     .transform((v) => v || undefined),
 });
 
@@ -87,7 +89,8 @@ export async function publish(db: Db, input: EssayInput): Promise<{ essay: Essay
 export async function findEssay(db: Db, slug: string): Promise<EssayView | undefined> {
   const [essay] = await rows<EssayView & { publishedAt: Date | string }>(
     db,
-    sql`select id, slug, title, url, summary, published_at as "publishedAt" from essays where slug = ${slug}`,
+    sql`select id, slug, title, url, summary, published_at as "publishedAt"
+        from essays where slug = ${slug.toLowerCase()}`,
   );
   if (!essay) return undefined;
   return { ...essay, publishedAt: new Date(essay.publishedAt).toISOString() };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { OutgoingEmail } from './mailer.js';
 import type { Renderer } from './render.js';
@@ -8,6 +9,14 @@ type MessageConfig = Pick<Config, 'mailFrom' | 'publicUrl' | 'siteName' | 'siteU
 export function senderDomain(mailFrom: string): string {
   const match = /@([^>\s]+)>?\s*$/.exec(mailFrom);
   return match?.[1]?.toLowerCase() ?? 'localhost';
+}
+
+/**
+ * The left part of an essay letter's Message-ID: the same for the same essay and subscriber (a resend is the
+ * same message to the receiving side), and opaque (no list size or slug oddities in a header).
+ */
+export function essayMessageKey(slug: string, subscriberId: number): string {
+  return `essay.${createHash('sha256').update(`${slug}\n${subscriberId}`).digest('hex').slice(0, 32)}`;
 }
 
 /** The email asking the owner of an address to confirm it. */
@@ -63,7 +72,7 @@ export async function essayEmail(
     from: config.mailFrom,
     to: to.email,
     ...rendered,
-    messageId: `essay.${essay.slug}.${to.id}@${domain}`,
+    messageId: `${essayMessageKey(essay.slug, to.id)}@${domain}`,
     headers: {
       'List-Id': `${listIdLabel(config.siteName)} <newsletter.${domain}>`,
       'List-Unsubscribe': `<${unsubscribeUrl}>`,
