@@ -82,6 +82,7 @@ const unavailableCodes = new Set([
   '57P02',
   '57P03',
   '53300',
+  '55000',
 ]);
 
 /** True when an error says the database is down or unreachable, not that a query was wrong. */

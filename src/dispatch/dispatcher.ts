@@ -82,6 +82,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let lastReap = 0;
   let renewTimer: ReturnType<typeof setInterval> | undefined;
   let failing = false;
+  /** A round failed midway: its leftover claims are still ours (and renewed), to release before claiming more. */
+  let strayClaims = false;
 
   const backoff = (attempts: number) =>
     Math.min(MAX_RETRY_MS, config.retryBaseMs * 2 ** Math.max(0, attempts - 1)) * (0.8 + Math.random() * 0.4);
@@ -184,7 +186,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   }
 
   async function sendDeliveries(): Promise<number> {
+    if (strayClaims) await releaseClaims(db, id);
+    strayClaims = true;
     const claimed = await claimDeliveries(db, id, config.batchSize, config.leaseMs);
+    strayClaims = claimed.length > 0;
     if (claimed.length === 0) return 0;
     claimed.sort((a, b) => a.essayId - b.essayId || a.subscriberId - b.subscriberId);
     let next = 0;
@@ -197,7 +202,13 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       marking ??= (async () => {
         const group = claimed.slice(next, next + groupSize);
         next += group.length;
-        const sending = await markSending(db, id, group, config.leaseMs);
+        const sending = await markSending(db, id, group, config.leaseMs).catch((error) => {
+          // The update may have committed unheard. None of these reached SMTP: back to pending once recorded.
+          for (const { essayId, subscriberId } of group) {
+            results.push({ essayId, subscriberId, status: 'pending', error: null, retryMs: 0 });
+          }
+          throw error;
+        });
         for (const delivery of group) {
           const attempts = sending.get(deliveryKey(delivery));
           if (attempts !== undefined) ready.push({ delivery, attempts });
@@ -217,22 +228,29 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       }
     };
 
+    // Checked once every worker is done; handled at once so a failure (database away) can't crash the process.
+    const recordNow = () => {
+      const recorded = record(results.splice(0));
+      recorded.catch(() => {});
+      recording.push(recorded);
+    };
+
     const worker = async () => {
       for (let item = await take(); item; item = await take()) {
         await limiter.take();
         results.push(await sendOne(item.delivery, item.attempts));
-        if (results.length >= groupSize) recording.push(record(results.splice(0)));
+        if (results.length >= groupSize) recordNow();
       }
     };
 
-    try {
-      await Promise.all(Array.from({ length: concurrency }, worker));
-    } finally {
-      recording.push(record(results.splice(0)));
-      await Promise.allSettled(recording);
-      if (stopping) await releaseClaims(db, id);
-    }
-    for (const r of await Promise.allSettled(recording)) if (r.status === 'rejected') throw r.reason;
+    // Every worker finishes the send it is in before the results are recorded, even when another one failed:
+    // a result left behind would keep its delivery `sending` (and its lease renewed) for good.
+    const workers = await Promise.allSettled(Array.from({ length: concurrency }, worker));
+    recordNow();
+    const recorded = await Promise.allSettled(recording);
+    if (stopping) await releaseClaims(db, id);
+    for (const r of [...workers, ...recorded]) if (r.status === 'rejected') throw r.reason;
+    strayClaims = false;
     return claimed.length;
   }
 

@@ -111,6 +111,20 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
+// A failure nobody awaited must not print raw SQL parameters (addresses, tokens) on its way out.
+process.on('unhandledRejection', (error) => {
+  process.stderr.write(
+    `${JSON.stringify({ level: 'error', msg: 'unhandled failure', ...describeError(error) })}\n`,
+  );
+  process.exit(1);
+});
+process.on('uncaughtException', (error) => {
+  process.stderr.write(
+    `${JSON.stringify({ level: 'error', msg: 'uncaught exception', ...describeError(error) })}\n`,
+  );
+  process.exit(1);
+});
+
 main(process.argv.slice(2)).catch((error) => {
   process.stderr.write(`oneletter could not start: ${describeError(error).error}\n`);
   process.exit(1);

@@ -60,7 +60,7 @@ export async function deliveriesOf(db: Db, slug: string): Promise<DeliveryRow[]>
       select s.email, s.id::int as "subscriberId", d.status::text as status, d.attempts::int as attempts,
              d.last_error as "lastError", d.claimed_by::text as "claimedBy"
       from deliveries d join essays e on e.id = d.essay_id join subscribers s on s.id = d.subscriber_id
-      where e.slug = ${slug}
+      where e.slug = ${slug.toLowerCase()}
       order by s.email`,
   );
   return found.map((r) => ({ ...r, subscriberId: Number(r.subscriberId), attempts: Number(r.attempts) }));

@@ -95,6 +95,10 @@ export async function startSmtpSink(): Promise<SmtpSink> {
     },
   });
 
+  // A client that vanishes mid-transaction (a process killed on purpose) is reported as an 'error' event,
+  // which would crash the test process without a listener. The sink keeps what arrived whole and goes on.
+  server.on('error', () => {});
+
   const sockets = new Map<string, import('node:net').Socket>();
   // smtp-server keeps its connections to itself; remember the sockets to be able to drop one.
   (server as unknown as { server: import('node:net').Server }).server.on('connection', (socket) => {

@@ -1,0 +1,94 @@
+import { sql } from 'drizzle-orm';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { testDbKind } from './support/db.js';
+import type { ProcessDatabase } from './support/process.js';
+import {
+  createProcessDatabase,
+  killServiceProcesses,
+  publishEssay,
+  seedSubscribers,
+  startServiceProcess,
+  waitUntilDone,
+} from './support/process.js';
+import type { SmtpSink } from './support/smtp.js';
+import { startSmtpSink } from './support/smtp.js';
+
+describe('several processes share one database', { timeout: 150_000 }, () => {
+  let database: ProcessDatabase;
+  let smtp: SmtpSink;
+
+  beforeEach(async () => {
+    smtp = await startSmtpSink();
+    database = await createProcessDatabase();
+  });
+
+  afterEach(async (context) => {
+    await killServiceProcesses(context);
+    await smtp?.close();
+    await database?.destroy();
+  });
+
+  it.skipIf(testDbKind !== 'postgres')(
+    'two dispatcher processes drain one send-out together, one letter per subscriber',
+    async () => {
+      const addresses = await seedSubscribers(database, 2000);
+      const env = { ...database.env, SMTP_URL: smtp.url, DISPATCH_BATCH_SIZE: '100' };
+      const [server, ...workers] = await Promise.all([
+        startServiceProcess({ ...env, DISPATCHER: 'false' }),
+        startServiceProcess(env, ['--worker']),
+        startServiceProcess(env, ['--worker']),
+      ]);
+      if (!server) throw new Error('no server');
+      await Promise.all([server.ready(), ...workers.map((w) => w.waitForOutput('"dispatcher started"'))]);
+      expect(server.output.stdout).toContain('"dispatcher":"off');
+
+      const startedAt = Date.now();
+      await publishEssay(server, 'two-workers');
+      const sendout = await waitUntilDone(server, 'two-workers', 60_000);
+      const drainMs = Date.now() - startedAt;
+      expect(sendout).toMatchObject({ total: 2000, sent: 2000, pending: 0, failed: 0, unknown: 0 });
+
+      const letters = new Map<string, number>();
+      for (const mail of smtp.received) letters.set(mail.to, (letters.get(mail.to) ?? 0) + 1);
+      expect([...letters].filter(([, n]) => n > 1)).toEqual([]);
+      expect(addresses.filter((a) => !letters.has(a))).toEqual([]);
+      expect(smtp.received).toHaveLength(2000);
+
+      // A sent delivery keeps the id of the dispatcher that sent it.
+      const shares = await database.query<{ n: number }>(sql`
+        select count(*)::int as n from deliveries where status = 'sent' group by claimed_by order by n desc`);
+      expect(shares).toHaveLength(2);
+      for (const share of shares) expect(Number(share.n)).toBeGreaterThan(100);
+
+      const exits = await Promise.all([server, ...workers].map((p) => p.stop('SIGTERM')));
+      for (const exit of exits) expect(exit).toEqual({ code: 0, signal: null });
+      console.log(
+        `[postgres] two workers sent 2000 letters in ${drainMs} ms, ${shares.map((s) => s.n).join(' + ')}`,
+      );
+    },
+  );
+
+  it.skipIf(testDbKind !== 'pglite')(
+    'a second process on the embedded database is refused, pointing at DATABASE_URL',
+    async () => {
+      const first = await startServiceProcess({ ...database.env, SMTP_URL: smtp.url });
+      await first.ready();
+
+      const second = await startServiceProcess({ ...database.env, SMTP_URL: smtp.url }, ['--worker']);
+      const exit = await second.exited;
+      expect(exit.code).not.toBe(0);
+      expect(exit.code).not.toBeNull();
+      expect(second.output.stderr).toContain('already open in another process');
+      expect(second.output.stderr).toContain('DATABASE_URL');
+      expect(second.output.stderr).not.toMatch(/\n\s+at /);
+
+      // The first process is unharmed and still owns the database.
+      expect((await fetch(`${first.url}/readyz`)).status).toBe(200);
+      expect(await first.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+
+      // Once it has stopped, the next process opens the database.
+      const next = await startServiceProcess({ ...database.env, SMTP_URL: smtp.url });
+      await next.ready();
+    },
+  );
+});
