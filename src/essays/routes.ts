@@ -3,7 +3,7 @@ import type { AppEnv, Deps } from '../deps.js';
 import { AppError } from '../errors.js';
 import { publisherAuth } from './auth.js';
 import type { EssayView } from './service.js';
-import { essayInput, findEssay, publish, sendoutProgress } from './service.js';
+import { essayInput, findEssay, publish, SLUG_SHAPE, sendoutProgress } from './service.js';
 
 /** The publisher's side: publish an essay and follow its send-out. */
 export function essayRoutes(deps: Deps): Hono<AppEnv> {
@@ -42,7 +42,9 @@ export function essayRoutes(deps: Deps): Hono<AppEnv> {
   });
 
   app.get('/api/essays/:slug', async (c) => {
-    const essay = await findEssay(deps.database.db, c.req.param('slug'));
+    const slug = c.req.param('slug');
+    // A slug of the wrong shape (a NUL, say, which PostgreSQL can't even compare) names no essay.
+    const essay = SLUG_SHAPE.test(slug) ? await findEssay(deps.database.db, slug) : undefined;
     if (!essay)
       throw new AppError('not_found', `No essay has the slug "${c.req.param('slug').slice(0, 200)}".`);
     return c.json({ essay: publicEssay(essay), sendout: await sendoutProgress(deps.database.db, essay.id) });

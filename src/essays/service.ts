@@ -3,13 +3,19 @@ import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { affected, rows } from '../db/client.js';
 
+/** What a slug looks like: checked on input and before a lookup asks the database. */
+export const SLUG_SHAPE = /^[A-Za-z0-9][A-Za-z0-9._~-]*$/;
+
+/** Text without control characters other than tab and line breaks (NUL can't even be stored). */
+const NO_CONTROLS = /^(?:[^\p{Cc}]|[\t\r\n])*$/u;
+
 export const essayInput = z.object({
   slug: z
     .string({ error: 'slug is required: a short stable name for the essay, like "on-walking".' })
     .trim()
     .min(1, { error: 'slug is required: a short stable name for the essay, like "on-walking".' })
     .max(200, { error: 'slug is too long: at most 200 characters.' })
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._~-]*$/, {
+    .regex(SLUG_SHAPE, {
       error: 'slug may hold letters, digits, ".", "_", "~" and "-", and starts with a letter or digit.',
     })
     // Compared without case: a tool that changes "On-Walking" to "on-walking" must not send a second letter.
@@ -18,14 +24,17 @@ export const essayInput = z.object({
     .string({ error: 'title is required.' })
     .trim()
     .min(1, { error: 'title is required.' })
-    .max(300, { error: 'title is too long: at most 300 characters.' }),
+    .max(300, { error: 'title is too long: at most 300 characters.' })
+    .regex(NO_CONTROLS, { error: 'title may not contain control characters.' }),
   url: z
     .url({ protocol: /^https?$/, error: 'url must be the essay’s http:// or https:// address.' })
-    .max(2000, { error: 'url is too long: at most 2000 characters.' }),
+    .max(2000, { error: 'url is too long: at most 2000 characters.' })
+    .regex(/^[^\s\p{Cc}]*$/u, { error: 'url may not contain spaces or control characters.' }),
   summary: z
     .string({ error: 'summary must be text.' })
     .trim()
     .max(5000, { error: 'summary is too long: at most 5000 characters.' })
+    .regex(NO_CONTROLS, { error: 'summary may not contain control characters.' })
     .nullish()
     .transform((v) => v || undefined),
 });

@@ -75,6 +75,12 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
 
   app.get('/check-inbox', async (c) => c.html(await deps.renderer.page('check-inbox', pageVars(deps))));
 
+  // For site owners: the form to try, and the snippet to paste (shown as text, so escaped).
+  app.get('/form', async (c) => {
+    const snippet = await deps.renderer.page('snippet', pageVars(deps));
+    return c.html(await deps.renderer.page('form', { ...pageVars(deps), snippet: snippet.trim() }));
+  });
+
   app.get('/confirm/:token', async (c) => {
     await checkConfirmationLink(deps.database.db, c.req.param('token'));
     return page(c, 'confirm', { action: `${config.publicUrl}/confirm/${c.req.param('token')}` });

@@ -19,6 +19,10 @@ export const subscribeInput = z.object({
     .string()
     .trim()
     .max(100, { error: 'The name is too long: at most 100 characters.' })
+    // Line breaks and control characters have no place in a name, and are how header injection starts.
+    .regex(/^[^\p{Cc}\u2028\u2029]*$/u, {
+      error: 'The name may not contain line breaks or control characters. Enter it on one line.',
+    })
     .optional()
     .transform((v) => v || undefined),
 });

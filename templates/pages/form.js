@@ -1,0 +1,50 @@
+// oneletter's subscription form, progressively enhanced: served as /form.js for the site's page.
+// Without this script (or when the site's origin is not in ALLOWED_ORIGINS) the form posts as plain HTML.
+(() => {
+  const success = 'Almost done: check your inbox and open the link we sent to confirm.';
+  const failure = 'That did not work. Please try again in a moment.';
+
+  document.querySelectorAll('form[data-oneletter]').forEach(enhance);
+
+  function enhance(form, n) {
+    const status = document.createElement('p');
+    status.className = 'oneletter-status';
+    status.id = `oneletter-status-${n}`;
+    status.setAttribute('role', 'status');
+    form.append(status);
+    const email = form.querySelector('[name="email"]');
+    const button = form.querySelector('[type="submit"]');
+    email?.setAttribute('aria-describedby', status.id);
+
+    form.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      if (button) button.disabled = true;
+      status.textContent = '';
+      status.removeAttribute('data-state');
+      try {
+        // A JSON body makes the browser ask first (CORS preflight): from an origin the service does not
+        // allow, nothing is sent and the form falls back to a plain post below.
+        const res = await fetch(form.action, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+          body: JSON.stringify(Object.fromEntries(new FormData(form))),
+        });
+        const body = await res.json();
+        const ok = res.ok && body.status === 'pending';
+        show(ok ? success : body.error?.message || failure, ok ? 'success' : body.error?.code || 'error');
+        if (email) email.setAttribute('aria-invalid', String(body.error?.code === 'invalid_email'));
+        if (ok) form.reset();
+        else email?.focus();
+      } catch {
+        form.submit();
+      } finally {
+        if (button) button.disabled = false;
+      }
+    });
+
+    function show(text, state) {
+      status.textContent = text;
+      status.dataset.state = state;
+    }
+  }
+})();
