@@ -1,14 +1,20 @@
-import { Hono } from 'hono';
+import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { except } from 'hono/combine';
 import { secureHeaders } from 'hono/secure-headers';
 import type { AppEnv, Deps } from './deps.js';
 import { AppError, onError, redactPath, respondError } from './errors.js';
 import { essayRoutes } from './essays/routes.js';
+import { feedRoutes } from './feed/routes.js';
+import { DOCS_CSP, openApiRoutes } from './openapi.js';
+import { IMPORT_PATH, subscriberRoutes } from './subscribers/routes.js';
 import { subscriptionRoutes } from './subscriptions/routes.js';
 
 /** Builds the HTTP app over its dependencies. Imports no runtime and no database driver. */
 export function createApp(deps: Deps): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+  // OpenAPIHono: a Hono app that also collects the routes' OpenAPI descriptions (served at /openapi.json).
+  const app = new OpenAPIHono<AppEnv>();
   const { config } = deps;
   const ownOrigin = new URL(config.publicUrl).origin;
 
@@ -23,6 +29,12 @@ export function createApp(deps: Deps): Hono<AppEnv> {
       status: c.res.status,
       ms: Math.round(performance.now() - started),
     });
+  });
+
+  // The API reference page runs a script (served from here, never a CDN); every other page runs none.
+  app.use('/docs', async (c, next) => {
+    await next();
+    c.header('Content-Security-Policy', DOCS_CSP);
   });
 
   app.use(
@@ -42,16 +54,20 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     }),
   );
 
+  // The subscriber import is streamed and has its own, larger limit (IMPORT_LIMIT_BYTES).
   app.use(
-    bodyLimit({
-      maxSize: config.bodyLimitBytes,
-      onError: () => {
-        throw new AppError(
-          'payload_too_large',
-          `The request body is larger than ${config.bodyLimitBytes} bytes. Send only the fields the form needs.`,
-        );
-      },
-    }),
+    except(
+      IMPORT_PATH,
+      bodyLimit({
+        maxSize: config.bodyLimitBytes,
+        onError: () => {
+          throw new AppError(
+            'payload_too_large',
+            `The request body is larger than ${config.bodyLimitBytes} bytes. Send only the fields the form needs.`,
+          );
+        },
+      }),
+    ),
   );
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
@@ -89,6 +105,9 @@ export function createApp(deps: Deps): Hono<AppEnv> {
 
   app.route('/', subscriptionRoutes(deps));
   app.route('/', essayRoutes(deps));
+  app.route('/', feedRoutes(deps));
+  app.route('/', subscriberRoutes(deps));
+  openApiRoutes(app, deps);
 
   app.notFound((c) =>
     respondError(

@@ -75,6 +75,11 @@ const schema = z.object({
   SUBSCRIBE_LIMIT_PER_IP: int(0, 1_000_000).default(30),
   SUBSCRIBE_LIMIT_PER_ADDRESS: int(0, 1_000_000).default(5),
   RATE_LIMIT_WINDOW_SECONDS: int(1, 86_400).default(3600),
+  IMPORT_LIMIT_BYTES: int(1024, 2 ** 31 - 1).default(256 * 1024 * 1024),
+  FEED_URL: z
+    .url({ protocol: /^https?$/, error: 'expected the http:// or https:// address of an RSS or Atom feed' })
+    .optional(),
+  FEED_POLL_SECONDS: int(10, 86_400).default(300),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -110,6 +115,11 @@ export interface Config {
   subscribeLimitPerIp: number;
   subscribeLimitPerAddress: number;
   rateLimitWindowSeconds: number;
+  /** Largest CSV the subscriber import takes (it is streamed: this bounds a request, not memory). */
+  importLimitBytes: number;
+  /** The site's RSS or Atom feed, watched by the dispatcher process; unset: no watcher. */
+  feedUrl?: string;
+  feedPollMs: number;
   /** Things an operator should hear about at start, none fatal. */
   warnings: string[];
 }
@@ -185,6 +195,9 @@ export function parseConfig(env: Env): Config {
     subscribeLimitPerIp: e.SUBSCRIBE_LIMIT_PER_IP,
     subscribeLimitPerAddress: e.SUBSCRIBE_LIMIT_PER_ADDRESS,
     rateLimitWindowSeconds: e.RATE_LIMIT_WINDOW_SECONDS,
+    importLimitBytes: e.IMPORT_LIMIT_BYTES,
+    feedUrl: e.FEED_URL,
+    feedPollMs: e.FEED_POLL_SECONDS * 1000,
     warnings,
   };
 }

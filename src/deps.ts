@@ -12,6 +12,8 @@ export interface Deps {
   log: Logger;
   /** Tells a dispatcher in this process that new work was queued (confirmations, a send-out). */
   kick?: () => void;
+  /** The API reference page's script (Scalar's standalone bundle), served at /docs/scalar.js; absent: none. */
+  docsScript?: () => Promise<Uint8Array | undefined>;
   /** The address of the peer that sent the request (the runtime knows it: a socket, a platform header). */
   peerAddress?: (c: Context) => string | undefined;
 }

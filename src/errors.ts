@@ -7,6 +7,7 @@ import { describeError } from './log.js';
 export const errorStatus = {
   bad_request: 400,
   malformed_json: 400,
+  invalid_cursor: 400,
   unauthorized: 401,
   forbidden_origin: 403,
   not_found: 404,
@@ -15,6 +16,7 @@ export const errorStatus = {
   token_expired: 410,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  invalid_csv: 422,
   invalid_email: 422,
   invalid_input: 422,
   invalid_redirect: 422,

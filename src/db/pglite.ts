@@ -1,6 +1,7 @@
 import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
+import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { drizzle } from 'drizzle-orm/pglite';
 import { migrate } from 'drizzle-orm/pglite/migrator';
 import type { Database, Db } from './client.js';
@@ -22,7 +23,9 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database>
   const release = options.dir ? lockDataDir(options.dir) : () => {};
   let client: PGlite;
   try {
-    client = options.dir ? new PGlite(join(options.dir, 'pg')) : new PGlite();
+    // pg_trgm: the subscriber list's "address contains" search (migration 0002 creates the extension).
+    const extensions = { pg_trgm };
+    client = options.dir ? new PGlite(join(options.dir, 'pg'), { extensions }) : new PGlite({ extensions });
     await client.waitReady;
     const db: Db = drizzle(client, { schema });
     if (options.migrationsFolder)

@@ -41,6 +41,11 @@ export const subscribers = pgTable(
     uniqueIndex('subscribers_email_key').on(sql`lower(${t.email})`),
     uniqueIndex('subscribers_unsubscribe_token_key').on(t.unsubscribeToken),
     index('subscribers_status_idx').on(t.status),
+    // The publisher's list: newest first, by status or not, paged by (created_at, id).
+    index('subscribers_created_idx').on(t.createdAt, t.id),
+    index('subscribers_status_created_idx').on(t.status, t.createdAt, t.id),
+    // "Address contains …" (pg_trgm, created by migration 0002): a substring search that stays fast at 1M rows.
+    index('subscribers_email_trgm_idx').using('gin', sql`lower(${t.email}) gin_trgm_ops`),
   ],
 );
 
@@ -127,6 +132,42 @@ export const deliveries = pgTable(
   ],
 );
 
+/**
+ * Per-essay counts of deliveries whose subscriber was erased: their ledger rows are folded in here, so a
+ * send-out's figures stay true while nothing links an essay to the erased person.
+ */
+export const erasedDeliveries = pgTable(
+  'erased_deliveries',
+  {
+    essayId: integer('essay_id').notNull(),
+    status: deliveryStatus('status').notNull(),
+    count: integer('count').notNull(),
+  },
+  (t) => [primaryKey({ name: 'erased_deliveries_pkey', columns: [t.essayId, t.status] })],
+);
+
+/** What happened to a subscriber, for their history (bounces are read from subscribers.bounced_at). */
+export const subscriberEventKind = pgEnum('subscriber_event_kind', [
+  'subscribed',
+  'imported',
+  'confirmed',
+  'unsubscribed',
+  'bounced',
+]);
+
+export const subscriberEvents = pgTable(
+  'subscriber_events',
+  {
+    id: integer('id').primaryKey().generatedAlwaysAsIdentity(),
+    subscriberId: integer('subscriber_id')
+      .notNull()
+      .references(() => subscribers.id, { onDelete: 'cascade' }),
+    kind: subscriberEventKind('kind').notNull(),
+    at: ts('at').notNull().defaultNow(),
+  },
+  (t) => [index('subscriber_events_subscriber_idx').on(t.subscriberId, t.at)],
+);
+
 export type Subscriber = typeof subscribers.$inferSelect;
 export type Essay = typeof essays.$inferSelect;
 export type DeliveryStatus = (typeof deliveryStatus.enumValues)[number];
@@ -138,3 +179,54 @@ export const rateLimits = pgTable('rate_limits', {
   windowStart: ts('window_start').notNull(),
   hits: integer('hits').notNull(),
 });
+
+/**
+ * A feed the watcher reads (FEED_URL), keyed by a hash of its URL: the validators for conditional requests,
+ * and the newest entry date seen, below which an entry that shows up unseen is an old one, not a new essay.
+ */
+export const feeds = pgTable('feeds', {
+  feedKey: text('feed_key').primaryKey(),
+  url: text('url').notNull(),
+  etag: text('etag'),
+  lastModified: text('last_modified'),
+  newestEntryAt: ts('newest_entry_at'),
+  firstReadAt: ts('first_read_at').notNull().defaultNow(),
+  lastReadAt: ts('last_read_at').notNull().defaultNow(),
+});
+
+/**
+ * What became of each entry the watcher saw: `archived` (there when the feed was first read, or older than the
+ * newest seen: not sent unless a publisher asks), `published` (sent as an essay), `already_published` (an
+ * essay with its slug or address existed: nothing sent), `invalid` (no usable address or title).
+ */
+export const feedEntryStatus = pgEnum('feed_entry_status', [
+  'archived',
+  'published',
+  'already_published',
+  'invalid',
+]);
+
+export const feedEntries = pgTable(
+  'feed_entries',
+  {
+    feedKey: text('feed_key')
+      .notNull()
+      .references(() => feeds.feedKey, { onDelete: 'cascade' }),
+    /** SHA-256 of the entry's stable id (guid/id, else its link): ids can be longer than an index allows. */
+    entryKey: text('entry_key').notNull(),
+    entryId: text('entry_id').notNull(),
+    /** The essay slug derived from the entry id; the same id gives the same slug in any feed. */
+    slug: text('slug').notNull(),
+    title: text('title'),
+    url: text('url'),
+    summary: text('summary'),
+    entryAt: ts('entry_at'),
+    status: feedEntryStatus('status').notNull(),
+    seenAt: ts('seen_at').notNull().defaultNow(),
+    publishedAt: ts('published_at'),
+  },
+  (t) => [
+    primaryKey({ name: 'feed_entries_pkey', columns: [t.feedKey, t.entryKey] }),
+    index('feed_entries_url_idx').on(t.feedKey, t.url),
+  ],
+);

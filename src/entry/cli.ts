@@ -4,7 +4,9 @@ import { ConfigError, parseConfig } from '../config.js';
 import { openDatabase } from '../db/open.js';
 import type { EssayInput, SendoutView } from '../essays/service.js';
 import { essayInput, findEssay, publish, sendoutProgress } from '../essays/service.js';
+import { feedCommand } from '../feed/cli.js';
 import { describeError } from '../log.js';
+import { subscribersCommand } from '../subscribers/cli.js';
 
 const USAGE = `Usage:
   npm run publish -- <slug> --title "…" --url https://… [--summary "…"] [--api URL | --db] [--no-wait]
@@ -14,7 +16,9 @@ Publishes an essay and shows its send-out until every delivery is done.
               the token comes from PUBLISHER_TOKEN
   --db        publish straight into the database (DATABASE_URL, or the embedded one when no server has it open);
               a running dispatcher (npm start or npm run worker) sends it
-  --no-wait   return once the essay is recorded`;
+  --no-wait   return once the essay is recorded
+
+Also: npm run cli -- subscribers export|import|erase …, npm run cli -- stats (each with --help)`;
 
 /** What the CLI needs from wherever it publishes: publish once, then ask for progress. */
 interface Publisher {
@@ -27,6 +31,8 @@ class UsageError extends Error {}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === 'feed') return feedCommand(rest);
+  if (command === 'subscribers' || command === 'stats') return subscribersCommand(command, rest);
   if (command !== 'publish') throw new UsageError(`Unknown command "${command ?? ''}".`);
   const { values, positionals } = parseArgs({
     args: rest,

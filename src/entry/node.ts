@@ -10,6 +10,7 @@ import { DatabaseLockedError } from '../db/pglite.js';
 import type { Deps } from '../deps.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { createDispatcher } from '../dispatch/dispatcher.js';
+import { shownUrl, startFeedWatcher } from '../feed/watcher.js';
 import type { Logger } from '../log.js';
 import { createLogger, describeError } from '../log.js';
 import type { Mailer } from '../mail/mailer.js';
@@ -17,6 +18,7 @@ import { createOutboxMailer } from '../mail/outbox.js';
 import { createRenderer } from '../mail/render.js';
 import { createSmtpMailer } from '../mail/smtp.js';
 import { loadTemplates } from '../mail/templates-fs.js';
+import { docsScriptFromPackage } from './docs-script.js';
 
 /** The mailer the configuration asks for: SMTP when SMTP_URL is set, else the .eml outbox folder. */
 export function createMailer(config: Config, log: Logger): Mailer {
@@ -60,12 +62,24 @@ async function main(argv: string[]): Promise<void> {
     dispatcher = createDispatcher({ db: database.db, mailer, renderer, config, log });
     dispatcher.start();
   }
+  // The feed watcher runs where a dispatcher runs; with several, the database lets one publish each entry.
+  const feedWatcher =
+    runDispatcher && config.feedUrl
+      ? startFeedWatcher({
+          db: database.db,
+          feedUrl: config.feedUrl,
+          intervalMs: config.feedPollMs,
+          log,
+          kick: () => dispatcher?.kick(),
+        })
+      : undefined;
   log.info({
     msg: workerOnly ? 'dispatcher started' : 'oneletter starting',
     database:
       database.kind === 'postgres' ? 'PostgreSQL (DATABASE_URL)' : `embedded PGlite in ${config.dataDir}`,
     mail: mailer.description,
     dispatcher: runDispatcher ? 'running in this process' : 'off (run `npm run worker` elsewhere)',
+    ...(feedWatcher && config.feedUrl ? { feed: `watching ${shownUrl(config.feedUrl)}` } : {}),
   });
 
   let server: ReturnType<typeof serve> | undefined;
@@ -76,6 +90,7 @@ async function main(argv: string[]): Promise<void> {
       renderer,
       log,
       kick: () => dispatcher?.kick(),
+      docsScript: docsScriptFromPackage(),
       peerAddress: (c) => getConnInfo(c).remote.address,
     };
     const app = createApp(deps);
@@ -101,6 +116,7 @@ async function main(argv: string[]): Promise<void> {
     }, 10_000);
     force.unref();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    await feedWatcher?.stop();
     await dispatcher?.stop();
     await mailer.close();
     await database.close();

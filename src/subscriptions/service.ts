@@ -42,6 +42,8 @@ export async function subscribe(db: Db, input: SubscribeInput): Promise<void> {
       values (${input.email}, ${newToken()})
       on conflict ((lower(email))) do update set updated_at = now()
       returning id
+    ), event as (
+      insert into subscriber_events (subscriber_id, kind) select id, 'subscribed' from subscriber
     )
     insert into confirmations (subscriber_id, name)
     select id, ${input.name ?? null} from subscriber`);
@@ -79,6 +81,9 @@ export async function confirm(db: Db, token: string): Promise<void> {
       set status = 'confirmed', confirmed_at = now(), unsubscribed_at = null, bounced_at = null, updated_at = now(),
           name = coalesce((select name from confirmations where id = ${found.id}), s.name)
       where s.id = ${found.subscriber_id}`);
+    await tx.execute(
+      sql`insert into subscriber_events (subscriber_id, kind) values (${found.subscriber_id}, 'confirmed')`,
+    );
     return 'confirmed';
   });
 }
@@ -98,6 +103,9 @@ export async function unsubscribe(db: Db, token: string): Promise<void> {
       ), changed as (
         update subscribers s set status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
         from target where s.id = target.id and target.status in ('pending', 'confirmed')
+        returning s.id
+      ), event as (
+        insert into subscriber_events (subscriber_id, kind) select id, 'unsubscribed' from changed
       )
       select id from target`,
   );

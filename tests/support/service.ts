@@ -4,6 +4,7 @@ import { parseConfig } from '../../src/config.js';
 import type { Deps } from '../../src/deps.js';
 import type { Dispatcher } from '../../src/dispatch/dispatcher.js';
 import { createDispatcher } from '../../src/dispatch/dispatcher.js';
+import { docsScriptFromPackage } from '../../src/entry/docs-script.js';
 import { silentLogger } from '../../src/log.js';
 import type { Mailer } from '../../src/mail/mailer.js';
 import { createRenderer } from '../../src/mail/render.js';
@@ -51,7 +52,7 @@ export async function createTestService(env: Env = {}): Promise<TestService> {
   const renderer = createRenderer(loadTemplates());
   const mailer = createSmtpMailer({ url: smtp.url, connections: config.sendConcurrency });
   const dispatcher = createDispatcher({ db: database.db, mailer, renderer, config, log: silentLogger });
-  const deps: Deps = { config, database, renderer, log: silentLogger };
+  const deps: Deps = { config, database, renderer, log: silentLogger, docsScript: docsScriptFromPackage() };
   const app = createApp(deps);
   return {
     app,

@@ -1,0 +1,44 @@
+// The files of templates/, bundled into the Worker as text (wrangler.toml [[rules]] type = "Text"):
+// a Worker has no filesystem. tests/worker-templates.test.ts checks this list matches the folder.
+import confirmHtml from '../../templates/email/confirm.html.liquid';
+import confirmSubject from '../../templates/email/confirm.subject.liquid';
+import confirmTxt from '../../templates/email/confirm.txt.liquid';
+import essayHtml from '../../templates/email/essay.html.liquid';
+import essaySubject from '../../templates/email/essay.subject.liquid';
+import essayTxt from '../../templates/email/essay.txt.liquid';
+import checkInbox from '../../templates/pages/check-inbox.liquid';
+import confirmPage from '../../templates/pages/confirm.liquid';
+import confirmedPage from '../../templates/pages/confirmed.liquid';
+import errorPage from '../../templates/pages/error.liquid';
+// @ts-expect-error: a .js file bundled as text by wrangler's rules, not a module TypeScript can read
+import formJs from '../../templates/pages/form.js';
+import formPage from '../../templates/pages/form.liquid';
+import layout from '../../templates/pages/layout.liquid';
+import snippet from '../../templates/pages/snippet.liquid';
+import style from '../../templates/pages/style.css';
+import subscribeForm from '../../templates/pages/subscribe-form.liquid';
+import unsubscribePage from '../../templates/pages/unsubscribe.liquid';
+import unsubscribedPage from '../../templates/pages/unsubscribed.liquid';
+import type { TemplateSources } from '../mail/render.js';
+
+/** Every template, by its path under templates/. */
+export const workerTemplates: TemplateSources = {
+  'email/confirm.html.liquid': confirmHtml,
+  'email/confirm.subject.liquid': confirmSubject,
+  'email/confirm.txt.liquid': confirmTxt,
+  'email/essay.html.liquid': essayHtml,
+  'email/essay.subject.liquid': essaySubject,
+  'email/essay.txt.liquid': essayTxt,
+  'pages/check-inbox.liquid': checkInbox,
+  'pages/confirm.liquid': confirmPage,
+  'pages/confirmed.liquid': confirmedPage,
+  'pages/error.liquid': errorPage,
+  'pages/form.js': formJs,
+  'pages/form.liquid': formPage,
+  'pages/layout.liquid': layout,
+  'pages/snippet.liquid': snippet,
+  'pages/style.css': style,
+  'pages/subscribe-form.liquid': subscribeForm,
+  'pages/unsubscribe.liquid': unsubscribePage,
+  'pages/unsubscribed.liquid': unsubscribedPage,
+};

@@ -1,0 +1,219 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
+import { parseArgs } from 'node:util';
+import { parseConfig } from '../config.js';
+import { describeError } from '../log.js';
+import type { ImportReport, StatsView } from './schemas.js';
+
+const USAGE = `Usage:
+  npm run cli -- subscribers export [--out FILE] [--status S] [--since DATE] [--q TEXT]
+  npm run cli -- subscribers import FILE
+  npm run cli -- subscribers erase <email-or-id>
+  npm run cli -- stats [--days N]
+
+Through the running service's API:
+  --api URL   the service (default: ONELETTER_API_URL, else PUBLIC_URL); the token comes from PUBLISHER_TOKEN
+
+  export      writes the list as CSV to FILE (or standard output), showing progress on standard error
+  import      reads a CSV with an "email" column (optional: name, status, confirmed_at, created_at); addresses
+              are confirmed only when the file says so, the others get a confirmation email; bad lines are
+              listed; importing the same file twice changes nothing
+  erase       removes the address and name from every table (right to be forgotten); send-out figures stay`;
+
+/** A command's failure: one line on standard error and exit code 1 (2 for a usage mistake). */
+class CommandError extends Error {
+  constructor(
+    message: string,
+    readonly code = 1,
+  ) {
+    super(message);
+  }
+}
+
+interface Api {
+  base: string;
+  call(path: string, init?: RequestInit & { duplex?: 'half' }): Promise<Response>;
+}
+
+function api(apiFlag: string | undefined): Api {
+  if (!process.env.PUBLISHER_TOKEN) {
+    throw new CommandError('Set PUBLISHER_TOKEN to the token the service was started with.', 2);
+  }
+  const config = parseConfig(process.env);
+  const base = (apiFlag ?? process.env.ONELETTER_API_URL ?? config.publicUrl).replace(/\/+$/, '');
+  return {
+    base,
+    async call(path, init = {}) {
+      const res = await fetch(`${base}${path}`, {
+        ...init,
+        headers: { authorization: `Bearer ${config.publisherToken}`, ...(init.headers ?? {}) },
+      }).catch((error) => {
+        throw new CommandError(
+          `Could not reach ${base} (${describeError(error).error}). Is the service running? Use --api URL.`,
+        );
+      });
+      if (!res.ok) {
+        const body = (await res.json().catch(() => ({}))) as { error?: { message?: string } };
+        throw new CommandError(`${res.status}: ${body.error?.message ?? res.statusText}`);
+      }
+      return res;
+    },
+  };
+}
+
+/** A progress line on standard error: redrawn in place on a terminal, a line every 10 s otherwise. */
+function progress(): { show(text: string): void; done(text: string): void } {
+  const tty = process.stderr.isTTY;
+  let last = 0;
+  return {
+    show(text) {
+      const now = Date.now();
+      if (tty && now - last > 100) process.stderr.write(`\r${text}\x1b[K`);
+      else if (!tty && now - last > 10_000) process.stderr.write(`${text}\n`);
+      else return;
+      last = now;
+    },
+    done(text) {
+      process.stderr.write(tty ? `\r${text}\x1b[K\n` : `${text}\n`);
+    },
+  };
+}
+
+const mb = (n: number) => `${(n / 1_048_576).toFixed(1)} MB`;
+
+async function exportList(a: Api, values: Record<string, unknown>): Promise<void> {
+  const query = new URLSearchParams();
+  for (const key of ['status', 'since', 'q'] as const) {
+    if (typeof values[key] === 'string') query.set(key, values[key]);
+  }
+  const res = await a.call(`/api/subscribers/export${query.size ? `?${query}` : ''}`);
+  if (!res.body) throw new CommandError('The service sent no CSV.');
+  const shown = progress();
+  let lines = -1;
+  const counter = new Transform({
+    transform(chunk: Buffer, _encoding, next) {
+      for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) lines++;
+      shown.show(`Exporting… ${lines} subscribers`);
+      next(null, chunk);
+    },
+  });
+  const out = typeof values.out === 'string' ? createWriteStream(values.out) : process.stdout;
+  await pipeline(Readable.fromWeb(res.body as unknown as NodeReadableStream<Uint8Array>), counter, out);
+  shown.done(
+    `Exported ${Math.max(0, lines)} subscribers${typeof values.out === 'string' ? ` to ${values.out}` : ''}.`,
+  );
+}
+
+async function importFile(a: Api, file: string): Promise<void> {
+  const size = await stat(file).then(
+    (s) => s.size,
+    () => {
+      throw new CommandError(`Cannot read ${file}: no such file.`);
+    },
+  );
+  const shown = progress();
+  let sent = 0;
+  const counting = createReadStream(file).pipe(
+    new Transform({
+      transform(chunk: Buffer, _encoding, next) {
+        sent += chunk.length;
+        shown.show(
+          `Importing… ${Math.floor((sent / Math.max(1, size)) * 100)}% (${mb(sent)} of ${mb(size)})`,
+        );
+        next(null, chunk);
+      },
+    }),
+  );
+  const res = await a.call('/api/subscribers/import', {
+    method: 'POST',
+    headers: { 'content-type': 'text/csv' },
+    body: Readable.toWeb(counting) as unknown as ReadableStream<Uint8Array>,
+    duplex: 'half',
+  });
+  const report = (await res.json()) as ImportReport;
+  shown.done(
+    `Imported ${report.rows} rows: ${report.created} new (${report.confirmed} confirmed, ${report.queued} sent a confirmation email), ` +
+      `${report.updated} confirmed now, ${report.unchanged} unchanged, ${report.invalid} bad.`,
+  );
+  for (const e of report.errors) process.stdout.write(`line ${e.line}: ${e.message}\n`);
+  if (report.invalid > report.errors.length) {
+    process.stdout.write(`… and ${report.invalid - report.errors.length} more bad lines.\n`);
+  }
+}
+
+async function erase(a: Api, ref: string): Promise<void> {
+  const res = await a.call(`/api/subscribers/${encodeURIComponent(ref)}`, { method: 'DELETE' });
+  const body = (await res.json()) as { deliveries: number };
+  process.stdout.write(
+    `Erased ${ref}: the address and name are gone; ${body.deliveries} deliveries are kept as anonymous counts.\n`,
+  );
+}
+
+function printStats(s: StatsView): void {
+  const { subscribers: n } = s;
+  const lines = [
+    `Subscribers: ${n.total} (${n.confirmed} confirmed, ${n.pending} pending, ${n.unsubscribed} unsubscribed, ${n.bounced} bounced)`,
+    '',
+    'Day         new  confirmed  unsubscribed  bounced',
+    ...s.growth.map(
+      (g) =>
+        `${g.day}  ${String(g.subscribed).padStart(4)}  ${String(g.confirmed).padStart(9)}  ${String(g.unsubscribed).padStart(12)}  ${String(g.bounced).padStart(7)}`,
+    ),
+  ];
+  if (s.sendouts.length) {
+    lines.push('', 'Send-outs (newest first):');
+    for (const e of s.sendouts) {
+      const o = e.sendout;
+      lines.push(
+        `  ${e.slug}: ${o.status}, ${o.sent} sent, ${o.failed} failed, ${o.skipped} skipped, ${o.unknown} unknown, ${o.pending} pending (of ${o.total})`,
+      );
+    }
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+/** `npm run cli -- subscribers …` and `npm run cli -- stats`. Returns the exit code. */
+export async function subscribersCommand(command: 'subscribers' | 'stats', args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      api: { type: 'string' },
+      out: { type: 'string' },
+      status: { type: 'string' },
+      since: { type: 'string' },
+      q: { type: 'string' },
+      days: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [action, target] = command === 'stats' ? ['stats', undefined] : positionals;
+  const known = ['export', 'import', 'erase', 'stats'];
+  if (
+    values.help ||
+    !action ||
+    !known.includes(action) ||
+    ((action === 'import' || action === 'erase') && !target)
+  ) {
+    (values.help ? process.stdout : process.stderr).write(`${USAGE}\n`);
+    return values.help ? 0 : 2;
+  }
+  try {
+    const a = api(values.api);
+    if (action === 'export') await exportList(a, values);
+    else if (action === 'import') await importFile(a, target as string);
+    else if (action === 'erase') await erase(a, target as string);
+    else {
+      const days = values.days ? `?days=${encodeURIComponent(values.days)}` : '?days=14';
+      printStats((await (await a.call(`/api/stats${days}`)).json()) as StatsView);
+    }
+    return 0;
+  } catch (error) {
+    const message = error instanceof CommandError ? error.message : describeError(error).error;
+    process.stderr.write(`${command === 'stats' ? 'stats' : `subscribers ${action}`} failed: ${message}\n`);
+    return error instanceof CommandError ? error.code : 1;
+  }
+}

@@ -1,0 +1,247 @@
+import { z } from '@hono/zod-openapi';
+import { subscriberStatus } from '../db/schema.js';
+
+/** The shapes of the publisher's subscriber endpoints: they validate requests and describe them in /openapi.json. */
+
+export const statusSchema = z.enum(subscriberStatus.enumValues).openapi('SubscriberStatus');
+
+/** A point in time as a query parameter: a date (`2026-01-31`) or an ISO 8601 date-time. */
+const instant = z
+  .string()
+  .trim()
+  .regex(/^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/, {
+    error: 'expected a date like 2026-01-31 or a date-time like 2026-01-31T12:00:00Z',
+  })
+  .refine(
+    (v) =>
+      !Number.isNaN(Date.parse(v)) &&
+      new Date(`${v.slice(0, 10)}T00:00:00Z`).toISOString().startsWith(v.slice(0, 10)),
+    {
+      error: 'expected a real date',
+    },
+  )
+  .transform((v) => new Date(v.length === 10 ? `${v}T00:00:00Z` : v));
+
+/** The filters shared by the list and the export. */
+export const subscriberFilters = z.object({
+  status: statusSchema.optional().openapi({ param: { name: 'status', in: 'query' } }),
+  since: instant.optional().openapi({
+    param: { name: 'since', in: 'query' },
+    description: 'Only subscribers created at or after this date (UTC) or date-time.',
+    example: '2026-01-01',
+  }),
+  q: z
+    .string()
+    .trim()
+    .min(1, { error: 'q must not be empty.' })
+    .max(254, { error: 'q is too long: at most 254 characters.' })
+    .optional()
+    .openapi({
+      param: { name: 'q', in: 'query' },
+      description: 'Only addresses that contain this text (case-insensitive).',
+      example: 'example.org',
+    }),
+});
+
+export const listQuery = subscriberFilters.extend({
+  limit: z.coerce
+    .number({ error: 'limit must be a whole number.' })
+    .int({ error: 'limit must be a whole number.' })
+    .min(1, { error: 'limit must be at least 1.' })
+    .max(500, { error: 'limit must be at most 500.' })
+    .default(50)
+    .openapi({ param: { name: 'limit', in: 'query' }, description: 'Subscribers per page (1–500).' }),
+  cursor: z
+    .string()
+    .max(200, { error: 'cursor is too long: pass nextCursor from the previous page as it is.' })
+    .optional()
+    .openapi({
+      param: { name: 'cursor', in: 'query' },
+      description: 'nextCursor from the previous page; absent for the first page.',
+    }),
+});
+
+export type SubscriberFilters = z.output<typeof subscriberFilters>;
+export type ListQuery = z.output<typeof listQuery>;
+
+export const subscriberView = z
+  .object({
+    id: z.number().int(),
+    email: z.string(),
+    name: z.string().nullable(),
+    status: statusSchema,
+    createdAt: z.string().openapi({ format: 'date-time' }),
+    confirmedAt: z.string().nullable().openapi({ format: 'date-time' }),
+    unsubscribedAt: z.string().nullable().openapi({ format: 'date-time' }),
+    bouncedAt: z.string().nullable().openapi({ format: 'date-time' }),
+  })
+  .openapi('Subscriber');
+
+export type SubscriberView = z.infer<typeof subscriberView>;
+
+export const subscriberPage = z
+  .object({
+    subscribers: z.array(subscriberView),
+    nextCursor: z
+      .string()
+      .nullable()
+      .openapi({ description: 'Pass as `cursor` for the next page; null on the last page.' }),
+  })
+  .openapi('SubscriberPage');
+
+export const subscriberEvent = z
+  .object({
+    kind: z.enum(['subscribed', 'imported', 'confirmed', 'unsubscribed', 'bounced']),
+    at: z.string().openapi({ format: 'date-time' }),
+  })
+  .openapi('SubscriberEvent');
+
+export const essayReceived = z
+  .object({
+    slug: z.string(),
+    title: z.string(),
+    url: z.string(),
+    publishedAt: z.string().openapi({ format: 'date-time' }),
+    delivery: z.enum(['pending', 'claimed', 'sending', 'sent', 'failed', 'skipped', 'unknown']).openapi({
+      description:
+        '`sent`: the mail server accepted the letter. `unknown`: it may have; not resent. Others: not received.',
+    }),
+    at: z
+      .string()
+      .nullable()
+      .openapi({ format: 'date-time', description: 'When the delivery last changed.' }),
+  })
+  .openapi('EssayReceived');
+
+export const subscriberDetail = z
+  .object({
+    subscriber: subscriberView,
+    history: z.array(subscriberEvent),
+    essays: z.array(essayReceived).openapi({ description: 'Every essay sent out to them, newest first.' }),
+  })
+  .openapi('SubscriberDetail');
+
+export type SubscriberDetail = z.infer<typeof subscriberDetail>;
+
+/** A subscriber is named by id or by address (case-insensitive). */
+export const subscriberRef = z.object({
+  subscriber: z
+    .string()
+    .min(1)
+    .max(254)
+    .openapi({
+      param: { name: 'subscriber', in: 'path' },
+      description: 'The subscriber’s id, or their email address (URL-encoded).',
+      example: 'reader@example.org',
+    }),
+});
+
+export const importReport = z
+  .object({
+    rows: z.number().int().openapi({ description: 'Data rows read (the header not counted).' }),
+    created: z.number().int().openapi({ description: 'Addresses new to the list.' }),
+    confirmed: z
+      .number()
+      .int()
+      .openapi({ description: 'Of those, stored as confirmed because the file says they confirmed.' }),
+    queued: z
+      .number()
+      .int()
+      .openapi({ description: 'Of those, sent a confirmation email (pending until they click).' }),
+    updated: z
+      .number()
+      .int()
+      .openapi({ description: 'Pending addresses already on the list that the file says confirmed.' }),
+    unchanged: z.number().int().openapi({ description: 'Addresses already on the list, left as they were.' }),
+    invalid: z.number().int(),
+    errors: z
+      .array(z.object({ line: z.number().int(), message: z.string() }))
+      .openapi({ description: 'The bad rows by line number (the first 1000).' }),
+  })
+  .openapi('ImportReport');
+
+export type ImportReport = z.infer<typeof importReport>;
+
+export const erasedView = z
+  .object({
+    erased: z.literal(true),
+    deliveries: z
+      .number()
+      .int()
+      .openapi({ description: 'Ledger rows folded into anonymous per-essay counts.' }),
+  })
+  .openapi('Erased');
+
+export const sendoutView = z
+  .object({
+    status: z.enum(['sending', 'done']),
+    total: z.number().int(),
+    pending: z.number().int(),
+    sent: z.number().int(),
+    failed: z.number().int(),
+    skipped: z.number().int(),
+    unknown: z.number().int(),
+  })
+  .openapi('Sendout');
+
+export const statsQuery = z.object({
+  days: z.coerce
+    .number({ error: 'days must be a whole number.' })
+    .int({ error: 'days must be a whole number.' })
+    .min(1, { error: 'days must be at least 1.' })
+    .max(366, { error: 'days must be at most 366.' })
+    .default(30)
+    .openapi({ param: { name: 'days', in: 'query' }, description: 'Days of growth to show (UTC days).' }),
+  sendouts: z.coerce
+    .number({ error: 'sendouts must be a whole number.' })
+    .int({ error: 'sendouts must be a whole number.' })
+    .min(0, { error: 'sendouts must be at least 0.' })
+    .max(200, { error: 'sendouts must be at most 200.' })
+    .default(20)
+    .openapi({ param: { name: 'sendouts', in: 'query' }, description: 'How many recent send-outs to show.' }),
+});
+
+export const statsView = z
+  .object({
+    subscribers: z.object({
+      total: z.number().int(),
+      pending: z.number().int(),
+      confirmed: z.number().int(),
+      unsubscribed: z.number().int(),
+      bounced: z.number().int(),
+    }),
+    growth: z
+      .array(
+        z.object({
+          day: z.string().openapi({ format: 'date' }),
+          subscribed: z.number().int(),
+          confirmed: z.number().int(),
+          unsubscribed: z.number().int(),
+          bounced: z.number().int(),
+        }),
+      )
+      .openapi({
+        description:
+          'Per UTC day, oldest first: new subscribers, and the latest confirmation, unsubscription and bounce of each.',
+      }),
+    sendouts: z.array(
+      z.object({
+        slug: z.string(),
+        title: z.string(),
+        publishedAt: z.string().openapi({ format: 'date-time' }),
+        sendout: sendoutView,
+      }),
+    ),
+  })
+  .openapi('Stats');
+
+export type StatsView = z.infer<typeof statsView>;
+
+export const errorBody = z
+  .object({
+    error: z.object({
+      code: z.string().openapi({ example: 'invalid_input' }),
+      message: z.string(),
+    }),
+  })
+  .openapi('Error');

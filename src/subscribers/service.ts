@@ -1,0 +1,217 @@
+import { type SQL, sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { rows } from '../db/client.js';
+import { AppError } from '../errors.js';
+import { addressKey } from '../rate-limit.js';
+import type { ListQuery, SubscriberDetail, SubscriberFilters, SubscriberView } from './schemas.js';
+
+/** The publisher's view of the list: pages of subscribers, one subscriber's story, and erasure. */
+
+/** A row as the queries below select it. */
+interface SubscriberRow {
+  id: number;
+  email: string;
+  name: string | null;
+  status: SubscriberView['status'];
+  createdAt: Date | string;
+  confirmedAt: Date | string | null;
+  unsubscribedAt: Date | string | null;
+  bouncedAt: Date | string | null;
+}
+
+export const subscriberColumns = sql`id, email, name, status::text as status, created_at as "createdAt",
+  confirmed_at as "confirmedAt", unsubscribed_at as "unsubscribedAt", bounced_at as "bouncedAt"`;
+
+const iso = (v: Date | string | null): string | null => (v === null ? null : new Date(v).toISOString());
+
+export function toView(r: SubscriberRow): SubscriberView {
+  return {
+    id: Number(r.id),
+    email: r.email,
+    name: r.name,
+    status: r.status,
+    createdAt: new Date(r.createdAt).toISOString(),
+    confirmedAt: iso(r.confirmedAt),
+    unsubscribedAt: iso(r.unsubscribedAt),
+    bouncedAt: iso(r.bouncedAt),
+  };
+}
+
+/** `%` and `_` are wildcards to LIKE: a search for them means the characters themselves. */
+function containsPattern(q: string): string {
+  return `%${q.toLowerCase().replace(/[\\%_]/g, (ch) => `\\${ch}`)}%`;
+}
+
+/** The WHERE conditions of the list and export filters (each one served by an index). */
+export function filterConditions(f: SubscriberFilters): SQL[] {
+  const where: SQL[] = [];
+  if (f.status) where.push(sql`status = ${f.status}::subscriber_status`);
+  if (f.since) where.push(sql`created_at >= ${f.since.toISOString()}::timestamptz`);
+  if (f.q) where.push(sql`lower(email) like ${containsPattern(f.q)}`);
+  return where;
+}
+
+const and = (conditions: SQL[]) =>
+  conditions.length ? sql`where ${sql.join(conditions, sql` and `)}` : sql``;
+
+/**
+ * A position in the list (newest first): the created_at of the last row shown, to the microsecond, and its id.
+ * Opaque to clients; anything that does not decode is a bad cursor, never a database error.
+ */
+interface Cursor {
+  at: string;
+  id: number;
+}
+
+const CURSOR_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+
+export function encodeCursor(c: Cursor): string {
+  return Buffer.from(`${c.at}|${c.id}`).toString('base64url');
+}
+
+export function decodeCursor(raw: string): Cursor {
+  const [at, id] = Buffer.from(raw, 'base64url').toString('latin1').split('|');
+  const n = Number(id);
+  if (!at || !CURSOR_AT.test(at) || !/^\d{1,10}$/.test(id ?? '') || n > 2_147_483_647) {
+    throw new AppError(
+      'invalid_cursor',
+      'The cursor is not one this service gave out. Pass nextCursor from the previous page unchanged, or leave it out to start again.',
+    );
+  }
+  return { at, id: n };
+}
+
+/**
+ * One page of subscribers, newest first. Keyset pagination on (created_at, id): each page costs the same at
+ * row 1,000,000 as at row 1 (an index range scan of `limit` rows), and rows added meanwhile shift nothing.
+ */
+export async function listSubscribers(
+  db: Db,
+  query: ListQuery,
+): Promise<{ subscribers: SubscriberView[]; nextCursor: string | null }> {
+  const where = filterConditions(query);
+  if (query.cursor) {
+    const c = decodeCursor(query.cursor);
+    where.push(sql`(created_at, id) < (${c.at}::timestamptz, ${c.id}::int)`);
+  }
+  const found = await rows<SubscriberRow & { cursorAt: string }>(
+    db,
+    sql`select ${subscriberColumns},
+               to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "cursorAt"
+        from subscribers ${and(where)}
+        order by created_at desc, id desc
+        limit ${query.limit + 1}`,
+  );
+  const page = found.slice(0, query.limit);
+  const last = page[page.length - 1];
+  const more = found.length > query.limit && last;
+  return {
+    subscribers: page.map(toView),
+    nextCursor: more ? encodeCursor({ at: last.cursorAt, id: Number(last.id) }) : null,
+  };
+}
+
+/** Finds a subscriber by id or address; throws not_found. */
+export async function findSubscriber(db: Db, ref: string): Promise<SubscriberView> {
+  const byId = /^\d{1,10}$/.test(ref) && Number(ref) <= 2_147_483_647;
+  const [found] = await rows<SubscriberRow>(
+    db,
+    byId
+      ? sql`select ${subscriberColumns} from subscribers where id = ${Number(ref)}`
+      : sql`select ${subscriberColumns} from subscribers where lower(email) = lower(${ref.trim()})`,
+  );
+  if (!found) {
+    throw new AppError(
+      'not_found',
+      'No subscriber has that id or address. It may have been erased; list subscribers to find it.',
+    );
+  }
+  return toView(found);
+}
+
+/**
+ * A subscriber, their history and the essays sent out to them. The history joins the events the lifecycle
+ * writes with the times kept on the subscriber (which also cover bounces, and rows from before events existed);
+ * the same moment recorded both ways shows once. Essays come from the delivery ledger, looked up by its
+ * primary key one essay at a time: no index on deliveries(subscriber_id) to slow the fan-out.
+ */
+export async function subscriberDetail(db: Db, ref: string): Promise<SubscriberDetail> {
+  const subscriber = await findSubscriber(db, ref);
+  const history = await rows<{ kind: SubscriberDetail['history'][number]['kind']; at: Date | string }>(
+    db,
+    sql`select kind, at from (
+          select kind::text as kind, at from subscriber_events where subscriber_id = ${subscriber.id}
+          union
+          select k.kind, k.at from subscribers s,
+            lateral (values ('subscribed', s.created_at), ('confirmed', s.confirmed_at),
+                            ('unsubscribed', s.unsubscribed_at), ('bounced', s.bounced_at)) as k(kind, at)
+          where s.id = ${subscriber.id} and k.at is not null
+        ) h
+        order by at, array_position(array['subscribed','imported','confirmed','unsubscribed','bounced'], kind)`,
+  );
+  const essays = await rows<{
+    slug: string;
+    title: string;
+    url: string;
+    publishedAt: Date | string;
+    delivery: SubscriberDetail['essays'][number]['delivery'];
+    at: Date | string | null;
+  }>(
+    db,
+    sql`select e.slug, e.title, e.url, e.published_at as "publishedAt", d.status::text as delivery,
+               d.updated_at as at
+        from essays e
+        cross join lateral (
+          select status, updated_at from deliveries
+          where essay_id = e.id and subscriber_id = ${subscriber.id}
+          limit 1
+        ) d
+        order by e.published_at desc, e.id desc`,
+  );
+  return {
+    subscriber,
+    history: history.map((h) => ({ kind: h.kind, at: new Date(h.at).toISOString() })),
+    essays: essays.map((e) => ({
+      ...e,
+      publishedAt: new Date(e.publishedAt).toISOString(),
+      at: iso(e.at),
+    })),
+  };
+}
+
+/**
+ * Erases a subscriber (the right to be forgotten). In one transaction: their ledger rows are folded into
+ * anonymous per-essay counts (a delivery not sent yet counts as skipped, one in SMTP's hands as unknown, so no
+ * send-out stays "sending"), their row goes with its confirmations and events, and so does their address's
+ * rate-limit counter. Send-out figures stay the same; nothing left names or numbers the person.
+ */
+export async function eraseSubscriber(db: Db, ref: string): Promise<{ deliveries: number }> {
+  const subscriber = await findSubscriber(db, ref);
+  return db.transaction(async (t) => {
+    const tx = t as unknown as Db;
+    const [locked] = await rows<{ email: string }>(
+      tx,
+      sql`select email from subscribers where id = ${subscriber.id} for update`,
+    );
+    if (!locked) return { deliveries: 0 };
+    const [folded] = await rows<{ n: number }>(
+      tx,
+      sql`with gone as (
+            delete from deliveries d using essays e
+            where d.essay_id = e.id and d.subscriber_id = ${subscriber.id}
+            returning d.essay_id, case d.status when 'pending' then 'skipped' when 'claimed' then 'skipped'
+                                                when 'sending' then 'unknown' else d.status::text end as status
+          ), counted as (
+            insert into erased_deliveries (essay_id, status, count)
+            select essay_id, status::delivery_status, count(*)::int from gone group by essay_id, status
+            on conflict (essay_id, status) do update set count = erased_deliveries.count + excluded.count
+          )
+          select count(*)::int as n from gone`,
+    );
+    await tx.execute(sql`delete from subscribers where id = ${subscriber.id}`);
+    await tx.execute(
+      sql`delete from rate_limits where key = ${`subscribe-address:${addressKey(locked.email)}`}`,
+    );
+    return { deliveries: Number(folded?.n ?? 0) };
+  });
+}

@@ -1,0 +1,66 @@
+import { sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { rows } from '../db/client.js';
+import { sendoutProgress } from '../essays/service.js';
+import type { StatsView } from './schemas.js';
+
+type Growth = StatsView['growth'][number];
+
+/** The list by status, its growth per UTC day over `days`, and the latest `sendouts` send-outs' counts. */
+export async function stats(db: Db, options: { days: number; sendouts: number }): Promise<StatsView> {
+  const byStatus = await rows<{ status: string; n: number }>(
+    db,
+    sql`select status::text as status, count(*)::int as n from subscribers group by status`,
+  );
+  const subscribers = { total: 0, pending: 0, confirmed: 0, unsubscribed: 0, bounced: 0 };
+  for (const r of byStatus) {
+    subscribers[r.status as keyof typeof subscribers] = Number(r.n);
+    subscribers.total += Number(r.n);
+  }
+
+  const today = new Date();
+  today.setUTCHours(0, 0, 0, 0);
+  const since = new Date(today.getTime() - (options.days - 1) * 86_400_000);
+  const perDay = await rows<{ day: string; kind: keyof Omit<Growth, 'day'>; n: number }>(
+    db,
+    sql`select to_char(date_trunc('day', at at time zone 'UTC'), 'YYYY-MM-DD') as day, kind, count(*)::int as n
+        from (
+          select created_at as at, 'subscribed' as kind from subscribers where created_at >= ${since.toISOString()}::timestamptz
+          union all
+          select confirmed_at, 'confirmed' from subscribers where confirmed_at >= ${since.toISOString()}::timestamptz
+          union all
+          select unsubscribed_at, 'unsubscribed' from subscribers where unsubscribed_at >= ${since.toISOString()}::timestamptz
+          union all
+          select bounced_at, 'bounced' from subscribers where bounced_at >= ${since.toISOString()}::timestamptz
+        ) t
+        group by 1, 2`,
+  );
+  const growth: Growth[] = [];
+  const index = new Map<string, Growth>();
+  for (let d = since.getTime(); d <= today.getTime(); d += 86_400_000) {
+    const day = new Date(d).toISOString().slice(0, 10);
+    const entry = { day, subscribed: 0, confirmed: 0, unsubscribed: 0, bounced: 0 };
+    growth.push(entry);
+    index.set(day, entry);
+  }
+  for (const r of perDay) {
+    const entry = index.get(r.day);
+    if (entry) entry[r.kind] = Number(r.n);
+  }
+
+  const essays = await rows<{ id: number; slug: string; title: string; publishedAt: Date | string }>(
+    db,
+    sql`select id, slug, title, published_at as "publishedAt" from essays
+        order by published_at desc, id desc limit ${options.sendouts}`,
+  );
+  const sendouts: StatsView['sendouts'] = [];
+  for (const e of essays) {
+    sendouts.push({
+      slug: e.slug,
+      title: e.title,
+      publishedAt: new Date(e.publishedAt).toISOString(),
+      sendout: await sendoutProgress(db, Number(e.id)),
+    });
+  }
+  return { subscribers, growth, sendouts };
+}

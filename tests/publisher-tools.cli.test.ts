@@ -1,0 +1,90 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { serve } from '@hono/node-server';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestService } from './support/service.js';
+import { createTestService, PUBLISHER_TOKEN } from './support/service.js';
+
+const run = promisify(execFile);
+
+describe('the publisher CLI: subscribers and stats', () => {
+  let s: TestService;
+  let server: ReturnType<typeof serve>;
+  let api: string;
+  let dir: string;
+
+  beforeAll(async () => {
+    s = await createTestService();
+    await new Promise<void>((resolve) => {
+      server = serve({ fetch: s.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve());
+    });
+    api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    dir = await mkdtemp(join(tmpdir(), 'oneletter-cli-'));
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server?.close(resolve));
+    await s?.close();
+  });
+
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    run('node', ['--import', 'tsx', 'src/entry/cli.ts', ...args, '--api', api], {
+      env: { ...process.env, PUBLISHER_TOKEN, ...env },
+      timeout: 60_000,
+    }).then(
+      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+      (e: { code: number; stdout: string; stderr: string }) => ({
+        code: e.code,
+        stdout: e.stdout,
+        stderr: e.stderr,
+      }),
+    );
+
+  it('imports a file, listing its bad lines, and a second import changes nothing', async () => {
+    const file = join(dir, 'in.csv');
+    await writeFile(
+      file,
+      'email,name,status\ncli-a@example.org,A,confirmed\nbroken,,\ncli-b@example.org,B,\n',
+    );
+    const first = await cli(['subscribers', 'import', file]);
+    expect(first.code).toBe(0);
+    expect(first.stderr).toContain('Imported 3 rows: 2 new (1 confirmed, 1 sent a confirmation email)');
+    expect(first.stdout).toContain('line 3: email:');
+    const second = await cli(['subscribers', 'import', file]);
+    expect(second.stderr).toContain('0 new');
+    expect(second.stderr).toContain('2 unchanged');
+  });
+
+  it('exports to a file with progress, and shows stats', async () => {
+    const out = join(dir, 'out.csv');
+    const exported = await cli(['subscribers', 'export', '--out', out, '--status', 'confirmed']);
+    expect(exported.code).toBe(0);
+    expect(exported.stderr).toContain(`Exported 1 subscribers to ${out}`);
+    expect(await readFile(out, 'utf8')).toMatch(/^email,name,status.*\r\ncli-a@example\.org,A,confirmed,/s);
+    const stats = await cli(['stats', '--days', '2']);
+    expect(stats.code).toBe(0);
+    expect(stats.stdout).toContain('Subscribers: 2 (1 confirmed, 1 pending, 0 unsubscribed, 0 bounced)');
+  });
+
+  it('erases a subscriber, and says so in one line when there is none', async () => {
+    const erased = await cli(['subscribers', 'erase', 'cli-a@example.org']);
+    expect(erased.code).toBe(0);
+    expect(erased.stdout).toContain('Erased cli-a@example.org');
+    const again = await cli(['subscribers', 'erase', 'cli-a@example.org']);
+    expect(again.code).toBe(1);
+    expect(again.stderr.trim().split('\n')).toHaveLength(1);
+    expect(again.stderr).toMatch(/^subscribers erase failed: 404: No subscriber/);
+  });
+
+  it('refuses a wrong token and a missing file with one clear line and a non-zero exit', async () => {
+    const wrong = await cli(['stats'], { PUBLISHER_TOKEN: 'not-the-token-0123456789' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/^stats failed: 401: /);
+    const missing = await cli(['subscribers', 'import', join(dir, 'nope.csv')]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^subscribers import failed: Cannot read/);
+  });
+});

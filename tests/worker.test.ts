@@ -1,0 +1,175 @@
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rows } from '../src/db/client.js';
+import { MIGRATIONS_FOLDER } from '../src/db/open.js';
+import { openPostgres } from '../src/db/postgres.js';
+import { createServerDatabase, dropServerDatabase, testDbKind } from './support/db.js';
+import { freePort } from './support/process.js';
+import { confirmTokenIn, PUBLISHER_TOKEN, unsubscribeTokenIn } from './support/service.js';
+import type { SmtpSink } from './support/smtp.js';
+import { startSmtpSink } from './support/smtp.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+// A real workerd (`wrangler dev`) running src/entry/worker.ts against PostgreSQL and a real SMTP sink.
+// The Worker needs PostgreSQL, so this runs in the postgres project only.
+describe.skipIf(testDbKind !== 'postgres')('the service as a Cloudflare Worker (wrangler dev)', () => {
+  let databaseUrl: string;
+  let smtp: SmtpSink;
+  let wrangler: ChildProcess;
+  let base: string;
+  let stateDir: string;
+  let output = '';
+
+  beforeAll(async () => {
+    databaseUrl = await createServerDatabase();
+    // Workers have no filesystem for migrations: they are applied from Node first, as an operator does.
+    await (await openPostgres(databaseUrl, { migrationsFolder: MIGRATIONS_FOLDER })).close();
+    smtp = await startSmtpSink();
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    stateDir = await mkdtemp(join(tmpdir(), 'oneletter-wrangler-'));
+    const vars = {
+      DATABASE_URL: databaseUrl,
+      // workerd does not resolve localhost: the SMTP server is named by its IP address.
+      SMTP_URL: smtp.url,
+      PUBLISHER_TOKEN,
+      PUBLIC_URL: base,
+      MAIL_FROM: 'Essays <essays@example.test>',
+      SITE_NAME: 'Worker Essays',
+      CONFIRM_RESEND_MINUTES: '0',
+      SUBSCRIBE_LIMIT_PER_IP: '0',
+    };
+    const args = ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--test-scheduled'];
+    args.push('--persist-to', stateDir, '--inspector-port', String(await freePort()));
+    for (const [key, value] of Object.entries(vars)) args.push('--var', `${key}:${value}`);
+    wrangler = spawn('npx', args, {
+      cwd: ROOT,
+      env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false' },
+    });
+    wrangler.stdout?.on('data', (chunk) => {
+      output += chunk;
+    });
+    wrangler.stderr?.on('data', (chunk) => {
+      output += chunk;
+    });
+    const started = Date.now();
+    for (;;) {
+      const ok = await fetch(`${base}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      );
+      if (ok) break;
+      if (Date.now() - started > 90_000 || wrangler.exitCode !== null) {
+        throw new Error(`wrangler dev did not start:\n${output}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    wrangler?.kill('SIGTERM');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    wrangler?.kill('SIGKILL');
+    await smtp?.close();
+    if (databaseUrl) await dropServerDatabase(databaseUrl);
+    if (stateDir) await rm(stateDir, { recursive: true, force: true });
+  });
+
+  const cron = () => fetch(`${base}/__scheduled?cron=*+*+*+*+*`);
+  const api = (path: string, body?: unknown) =>
+    fetch(`${base}${path}`, {
+      method: body ? 'POST' : 'GET',
+      headers: { authorization: `Bearer ${PUBLISHER_TOKEN}`, 'content-type': 'application/json' },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+
+  it('serves the reader lifecycle: subscribe, confirmation email, confirm', async () => {
+    const res = await fetch(`${base}/subscribe`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'worker-reader@example.org', name: 'Wendy' }),
+    });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ status: 'pending' });
+
+    // The request kicks a short dispatch slice in waitUntil; the cron would also send it.
+    const [mail] = await smtp.waitFor(1, 30_000);
+    expect(mail?.to).toBe('worker-reader@example.org');
+    const token = confirmTokenIn(mail?.parsed.text);
+    expect(mail?.parsed.text).toContain(`${base}/confirm/${token}`);
+
+    const page = await fetch(`${base}/confirm/${token}`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('Worker Essays');
+    const confirmed = await fetch(`${base}/confirm/${token}`, { method: 'POST' });
+    expect(confirmed.status).toBe(200);
+
+    const style = await fetch(`${base}/assets/style.css`);
+    expect(style.headers.get('content-type')).toContain('text/css');
+  });
+
+  it('sends a small send-out from the cron, and a repeat sends nothing', async () => {
+    const db = await openPostgres(databaseUrl);
+    try {
+      await db.db.execute(sql`
+        insert into subscribers (email, status, unsubscribe_token)
+        select 'worker' || i || '@example.org', 'confirmed', md5(i::text) || 'abcdefghijk'
+        from generate_series(1, 20) as i`);
+    } finally {
+      await db.close();
+    }
+    const before = smtp.received.length;
+    const published = await api('/api/essays', {
+      slug: 'from-the-edge',
+      title: 'From the edge',
+      url: 'https://example.org/edge',
+      summary: 'Sent by a Worker.',
+    });
+    expect(published.status).toBe(202);
+    expect(((await published.json()) as { sendout: { total: number } }).sendout.total).toBe(21);
+
+    expect((await cron()).status).toBe(200);
+    const received = await smtp.waitFor(before + 21, 30_000);
+    const letters = received.slice(before);
+    expect(new Set(letters.map((m) => m.to)).size).toBe(21);
+    expect(letters[0]?.raw).toMatch(/^List-Unsubscribe-Post: List-Unsubscribe=One-Click/m);
+
+    const progress = await api('/api/essays/from-the-edge');
+    const { sendout } = (await progress.json()) as { sendout: { status: string; sent: number } };
+    expect(sendout).toMatchObject({ status: 'done', sent: 21 });
+
+    // Again: the cron finds nothing, and the same slug publishes nothing.
+    expect((await cron()).status).toBe(200);
+    expect(
+      (await api('/api/essays', { slug: 'from-the-edge', title: 'x', url: 'https://example.org/x' })).status,
+    ).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(smtp.received.length).toBe(before + 21);
+
+    // The one-click unsubscribe from a letter works through the Worker too.
+    const reader = letters.find((m) => m.to === 'worker-reader@example.org');
+    const unsubscribe = await fetch(`${base}/unsubscribe/${unsubscribeTokenIn(reader?.raw)}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'List-Unsubscribe=One-Click',
+    });
+    expect(unsubscribe.status).toBe(200);
+    const db2 = await openPostgres(databaseUrl);
+    try {
+      const [row] = await rows<{ status: string }>(
+        db2.db,
+        sql`select status::text from subscribers where email = 'worker-reader@example.org'`,
+      );
+      expect(row?.status).toBe('unsubscribed');
+    } finally {
+      await db2.close();
+    }
+  });
+});
