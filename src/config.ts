@@ -40,6 +40,12 @@ const schema = z.object({
     .string()
     .regex(/^smtps?:\/\//, { error: 'expected smtp://user:pass@host:587 or smtps://user:pass@host:465' })
     .optional(),
+  RESEND_API_KEY: z
+    .string()
+    .trim()
+    .min(8, { error: 'expected the API key from the Resend dashboard (re_…)' })
+    .optional(),
+  RESEND_API_URL: httpUrl.default('https://api.resend.com'),
   MAIL_FROM: z
     .string()
     .trim()
@@ -65,7 +71,7 @@ const schema = z.object({
   CONFIRM_RESEND_MINUTES: int(0, 24 * 60).default(5),
   DISPATCHER: bool.default(true),
   SEND_RATE: int(0, 1_000_000).default(0),
-  SEND_CONCURRENCY: int(1, 500).default(5),
+  SEND_CONCURRENCY: int(1, 500).default(10),
   DISPATCH_BATCH_SIZE: int(1, 10_000).default(500),
   DISPATCH_POLL_MS: int(10, 60_000).default(1000),
   LEASE_SECONDS: int(2, 3600).default(30),
@@ -92,6 +98,9 @@ export interface Config {
   dataDir: string;
   dbPoolSize: number;
   smtpUrl?: string;
+  /** When set, email goes through Resend's HTTP API instead of SMTP. */
+  resendApiKey?: string;
+  resendApiUrl: string;
   mailFrom: string;
   publisherToken: string;
   /** True when PUBLISHER_TOKEN was not set and a random one was made for this run. */
@@ -131,7 +140,7 @@ export class ConfigError extends Error {
 
 /** A bad value as the error shows it: start-up errors end up in logs, so secrets are not echoed. */
 function shownValue(name: string, value: string): string {
-  if (name === 'PUBLISHER_TOKEN') return '(hidden)';
+  if (name === 'PUBLISHER_TOKEN' || name === 'RESEND_API_KEY') return '(hidden)';
   return JSON.stringify(value.replace(/\/\/[^/@]*@/, '//***@'));
 }
 
@@ -174,6 +183,8 @@ export function parseConfig(env: Env): Config {
     dataDir: e.DATA_DIR,
     dbPoolSize: e.DB_POOL_SIZE,
     smtpUrl: e.SMTP_URL,
+    resendApiKey: e.RESEND_API_KEY,
+    resendApiUrl: e.RESEND_API_URL,
     mailFrom: e.MAIL_FROM ?? PLACEHOLDER_FROM,
     publisherToken: e.PUBLISHER_TOKEN ?? randomBytes(24).toString('base64url'),
     publisherTokenGenerated: !e.PUBLISHER_TOKEN,

@@ -22,7 +22,7 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     connect_timeout: 10,
     idle_timeout: 60,
   });
-  const db: Db = drizzle(client, { schema });
+  const db: Db = drizzle(preparing(client), { schema });
   return {
     db,
     kind: 'postgres',
@@ -33,6 +33,22 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
       await client.end({ timeout: 5 });
     },
   };
+}
+
+/**
+ * drizzle runs `db.execute(sql…)` unprepared, and postgres.js then asks the server to describe every
+ * parameterized statement before running it: two round trips each. Prepared (once per connection and
+ * statement text), the hot paths take one. Our statements have fixed texts (lists go in as JSON), so the
+ * per-connection cache stays small.
+ */
+function preparing(client: postgres.Sql): postgres.Sql {
+  return new Proxy(client, {
+    get(target, key, receiver) {
+      if (key !== 'unsafe') return Reflect.get(target, key, receiver);
+      return (query: string, params?: unknown[], options?: { prepare?: boolean }) =>
+        target.unsafe(query, params as postgres.ParameterOrJSON<never>[], { ...options, prepare: true });
+    },
+  });
 }
 
 /** Applies the migrations once, even when several processes start together (an advisory lock serialises them). */

@@ -6,11 +6,11 @@ import { rows } from '../db/client.js';
 import type { Logger } from '../log.js';
 import { describeError } from '../log.js';
 import type { Mailer, SendOutcome } from '../mail/mailer.js';
-import type { EssayForEmail } from '../mail/messages.js';
-import { confirmationEmail, essayEmail } from '../mail/messages.js';
+import type { EssayForEmail, EssayLetters } from '../mail/messages.js';
+import { confirmationEmail, essayLetters } from '../mail/messages.js';
 import type { Renderer } from '../mail/render.js';
 import { claimConfirmations, confirmationNotSent, issueConfirmation } from './confirmations.js';
-import type { ClaimedDelivery, DeliveryResult } from './queries.js';
+import type { ClaimedDelivery, DeliveryKey, DeliveryResult } from './queries.js';
 import {
   claimDeliveries,
   deliveryKey,
@@ -70,7 +70,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   /** Deliveries marked `sending` at once: a crash leaves at most this many (plus those in SMTP) unknown. */
   const groupSize = Math.max(10, Math.min(50, concurrency * 2));
   const limiter = createRateLimiter(config.sendRate);
-  const essays = new Map<number, EssayForEmail>();
+  /** Each essay's letters, built from templates rendered once per send-out. */
+  const letters = new Map<number, Promise<EssayLetters>>();
   /** Results that could not be recorded yet (database away): kept and retried, never dropped. */
   const unrecorded: DeliveryResult[] = [];
   /** Subscribers whose address was refused for good, to mark bounced with the next results. */
@@ -84,6 +85,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let failing = false;
   /** A round failed midway: its leftover claims are still ours (and renewed), to release before claiming more. */
   let strayClaims = false;
+  /**
+   * Where the last claim ended: the next one starts after it, so claiming costs the same at the end of a long
+   * send-out as at its start (no walk over the rows already sent). Only a hint: at the end of the ledger,
+   * the next claim starts from the front again, and finds retries and released claims there.
+   */
+  let cursor: DeliveryKey | undefined;
 
   const backoff = (attempts: number) =>
     Math.min(MAX_RETRY_MS, config.retryBaseMs * 2 ** Math.max(0, attempts - 1)) * (0.8 + Math.random() * 0.4);
@@ -122,25 +129,29 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     return claimed.length;
   }
 
-  async function essayFor(essayId: number): Promise<EssayForEmail> {
-    let essay = essays.get(essayId);
-    if (!essay) {
-      [essay] = await rows<EssayForEmail>(
+  function lettersFor(essayId: number): Promise<EssayLetters> {
+    let found = letters.get(essayId);
+    if (!found) {
+      found = rows<EssayForEmail>(
         db,
         sql`select id, slug, title, url, summary from essays where id = ${essayId}`,
-      );
-      if (!essay) throw new Error(`essay ${essayId} not found`);
-      essays.set(essayId, essay);
+      ).then(([essay]) => {
+        if (!essay) throw new Error(`essay ${essayId} not found`);
+        return essayLetters(config, renderer, essay);
+      });
+      found.catch(() => letters.delete(essayId));
+      letters.set(essayId, found);
     }
-    return essay;
+    return found;
   }
 
   async function sendOne(delivery: ClaimedDelivery, attempts: number): Promise<DeliveryResult> {
     let outcome: SendOutcome;
     try {
-      const essay = await essayFor(delivery.essayId);
-      const email = await essayEmail(config, renderer, essay, { ...delivery, id: delivery.subscriberId });
-      outcome = await mailer.send(email);
+      const letters = await lettersFor(delivery.essayId);
+      const recipient = { ...delivery, id: delivery.subscriberId };
+      const letter = mailer.structuredOnly ? await letters.email(recipient) : await letters.to(recipient);
+      outcome = await mailer.send(letter);
     } catch (error) {
       // Thrown before SMTP had the message (rendering, the outbox folder): safe to try again.
       outcome = { status: 'temporary', error: String(describeError(error).error) };
@@ -188,15 +199,24 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   async function sendDeliveries(): Promise<number> {
     if (strayClaims) await releaseClaims(db, id);
     strayClaims = true;
-    const claimed = await claimDeliveries(db, id, config.batchSize, config.leaseMs);
+    let claimed = await claimDeliveries(db, id, config.batchSize, config.leaseMs, cursor);
+    if (claimed.length === 0 && cursor) {
+      cursor = undefined;
+      claimed = await claimDeliveries(db, id, config.batchSize, config.leaseMs);
+    }
     strayClaims = claimed.length > 0;
     if (claimed.length === 0) return 0;
     claimed.sort((a, b) => a.essayId - b.essayId || a.subscriberId - b.subscriberId);
+    const last = claimed[claimed.length - 1] as ClaimedDelivery;
+    cursor = { essayId: last.essayId, subscriberId: last.subscriberId };
     let next = 0;
     const ready: { delivery: ClaimedDelivery; attempts: number }[] = [];
     let marking: Promise<void> | undefined;
     const results: DeliveryResult[] = [];
     const recording: Promise<void>[] = [];
+
+    /** A failed mark (database away) stops the round; its group was put back to pending above. */
+    let markFailure: { error: unknown } | undefined;
 
     const markNextGroup = () => {
       marking ??= (async () => {
@@ -213,18 +233,28 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
           const attempts = sending.get(deliveryKey(delivery));
           if (attempts !== undefined) ready.push({ delivery, attempts });
         }
-      })().finally(() => {
-        marking = undefined;
-      });
+      })()
+        .catch((error) => {
+          markFailure ??= { error };
+        })
+        .finally(() => {
+          marking = undefined;
+        });
       return marking;
     };
 
     const take = async () => {
       for (;;) {
         const item = ready.shift();
+        // The next group is marked while this one is sent: no worker waits for the database between groups.
+        if (!markFailure && !stopping && ready.length < concurrency && next < claimed.length) {
+          void markNextGroup();
+        }
+        // What is marked `sending` is sent, even after a failure: left behind, it would stay `sending`.
         if (item) return item;
-        if (stopping || next >= claimed.length) return undefined;
-        await markNextGroup();
+        if (marking) await marking;
+        else if (markFailure) throw markFailure.error;
+        else if (stopping || next >= claimed.length) return undefined;
       }
     };
 

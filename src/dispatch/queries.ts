@@ -27,19 +27,26 @@ const ms = (n: number) => sql`(${n}::int * interval '1 millisecond')`;
 const keysJson = (keys: DeliveryKey[]) =>
   JSON.stringify(keys.map((k) => ({ essay_id: k.essayId, subscriber_id: k.subscriberId })));
 
-/** Claims up to `limit` due deliveries for this dispatcher, skipping rows another dispatcher holds. */
+/**
+ * Claims up to `limit` due deliveries for this dispatcher, in ledger order after `after` (from the front
+ * without it), skipping rows another dispatcher holds.
+ */
 export function claimDeliveries(
   db: Db,
   me: string,
   limit: number,
   leaseMs: number,
+  after?: DeliveryKey,
 ): Promise<ClaimedDelivery[]> {
+  const from = after
+    ? sql`and (essay_id, subscriber_id) > (${after.essayId}::int, ${after.subscriberId}::int)`
+    : sql``;
   return rows<ClaimedDelivery>(
     db,
     sql`
       with picked as (
         select essay_id, subscriber_id from deliveries
-        where status = 'pending' and (not_before is null or not_before <= now())
+        where status = 'pending' and (not_before is null or not_before <= now()) ${from}
         order by essay_id, subscriber_id
         limit ${limit}
         for update skip locked

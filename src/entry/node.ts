@@ -16,12 +16,16 @@ import { createLogger, describeError } from '../log.js';
 import type { Mailer } from '../mail/mailer.js';
 import { createOutboxMailer } from '../mail/outbox.js';
 import { createRenderer } from '../mail/render.js';
+import { createResendMailer } from '../mail/resend.js';
 import { createSmtpMailer } from '../mail/smtp.js';
 import { loadTemplates } from '../mail/templates-fs.js';
 import { docsScriptFromPackage } from './docs-script.js';
 
-/** The mailer the configuration asks for: SMTP when SMTP_URL is set, else the .eml outbox folder. */
+/** The mailer the configuration asks for: Resend's API, SMTP when SMTP_URL is set, else the .eml outbox. */
 export function createMailer(config: Config, log: Logger): Mailer {
+  if (config.resendApiKey) {
+    return createResendMailer({ apiKey: config.resendApiKey, baseUrl: config.resendApiUrl });
+  }
   if (config.smtpUrl) return createSmtpMailer({ url: config.smtpUrl, connections: config.sendConcurrency });
   return createOutboxMailer({ dir: join(config.dataDir, 'outbox'), log: (line) => log.info(line) });
 }

@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import { createLogger, describeError } from '../log.js';
 import type { Mailer } from '../mail/mailer.js';
 import { createRenderer } from '../mail/render.js';
+import { createResendMailer } from '../mail/resend.js';
 import { createSmtpMailer } from '../mail/smtp.js';
 import { workerTemplates } from './worker-templates.js';
 
@@ -40,7 +41,9 @@ function configFrom(env: WorkerEnv): Config {
       'Set DATABASE_URL (a secret) or bind Hyperdrive as HYPERDRIVE: a Worker needs PostgreSQL.',
     );
   }
-  if (!config.smtpUrl) throw new Error('Set SMTP_URL (a secret): a Worker has no outbox folder.');
+  if (!config.smtpUrl && !config.resendApiKey) {
+    throw new Error('Set RESEND_API_KEY or SMTP_URL (secrets): a Worker has no outbox folder.');
+  }
   return config;
 }
 
@@ -50,6 +53,9 @@ function openDatabase(config: Config): Promise<Database> {
 }
 
 function createMailer(config: Config): Mailer {
+  if (config.resendApiKey) {
+    return createResendMailer({ apiKey: config.resendApiKey, baseUrl: config.resendApiUrl });
+  }
   return createSmtpMailer({
     url: config.smtpUrl as string,
     connections: Math.min(config.sendConcurrency, 4),

@@ -10,6 +10,16 @@ export interface OutgoingEmail {
   headers?: Record<string, string>;
 }
 
+/** An email already assembled as a MIME message, with its SMTP envelope: sent as it is. */
+export interface RawEmail {
+  envelope: { from: string; to: string };
+  raw: Buffer;
+  /** Without angle brackets; names the .eml file in the outbox. */
+  messageId?: string;
+  /** For logs. */
+  subject: string;
+}
+
 /**
  * What became of one email.
  * - `sent`: the server took it.
@@ -28,7 +38,9 @@ export interface Mailer {
   readonly description: string;
   /** How many sends this transport can usefully run at once. */
   readonly concurrency: number;
-  send(email: OutgoingEmail): Promise<SendOutcome>;
+  /** True when the transport composes messages itself and so takes only OutgoingEmail, never RawEmail. */
+  readonly structuredOnly?: boolean;
+  send(email: OutgoingEmail | RawEmail): Promise<SendOutcome>;
   close(): Promise<void>;
 }
 

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { Config } from '../config.js';
-import type { OutgoingEmail } from './mailer.js';
+import type { OutgoingEmail, RawEmail } from './mailer.js';
+import type { LetterTemplate } from './mime.js';
+import { compileLetter, marker } from './mime.js';
 import type { Renderer } from './render.js';
 
 type MessageConfig = Pick<Config, 'mailFrom' | 'publicUrl' | 'siteName' | 'siteUrl' | 'confirmTokenTtlMs'>;
@@ -78,6 +80,80 @@ export async function essayEmail(
       'List-Unsubscribe': `<${unsubscribeUrl}>`,
       'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
       Precedence: 'bulk',
+    },
+  };
+}
+
+export interface EssayRecipient {
+  id: number;
+  email: string;
+  name: string | null;
+  unsubscribeToken: string;
+}
+
+/** Builds one essay's letters: the same as essayEmail() makes, assembled from templates rendered once. */
+export interface EssayLetters {
+  /** The letter as raw MIME, for transports that send messages as they are (SMTP, the outbox). */
+  to(recipient: EssayRecipient): Promise<RawEmail>;
+  /** The letter as fields, for transports that compose it themselves (an HTTP email API). */
+  email(recipient: EssayRecipient): Promise<OutgoingEmail>;
+}
+
+/**
+ * The letters of one send-out. The templates are rendered once with markers where the unsubscribe link
+ * and the name go, twice at most (with and without a name, for `{% if name %}`). A template that changes
+ * the name in a way a marker can't follow (a filter on it) is rendered per named subscriber instead.
+ */
+export function essayLetters(config: MessageConfig, renderer: Renderer, essay: EssayForEmail): EssayLetters {
+  // Made per send-out, not at load: Workers forbid random values in global scope.
+  const TOKEN = marker('token');
+  const NAME = marker('name');
+  const domain = senderDomain(config.mailFrom);
+  const fixedHeaders = {
+    'List-Id': `${listIdLabel(config.siteName)} <newsletter.${domain}>`,
+    'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
+    Precedence: 'bulk',
+  };
+  const render = (name: string | null) =>
+    renderer.email('essay', {
+      site_name: config.siteName,
+      site_url: config.siteUrl,
+      name,
+      essay: { title: essay.title, url: essay.url, summary: essay.summary, slug: essay.slug },
+      unsubscribe_url: `${config.publicUrl}/unsubscribe/${TOKEN}`,
+    });
+  const compile = (rendered: Awaited<ReturnType<typeof render>>) =>
+    compileLetter(config.mailFrom, rendered, fixedHeaders, [TOKEN, NAME]);
+  const same = (a: Awaited<ReturnType<typeof render>>, b: typeof a) =>
+    a.subject === b.subject && a.text === b.text && a.html === b.html;
+
+  let templates: Promise<{ nameless: LetterTemplate; named: LetterTemplate | 'per-letter' }> | undefined;
+  const prepare = async () => {
+    const [nameless, named] = await Promise.all([render(null), render(NAME)]);
+    const nameSeen = [named.subject, named.text, named.html].some((part) => part.includes(NAME));
+    const compiled = compile(nameless);
+    if (same(nameless, named)) return { nameless: compiled, named: compiled };
+    return { nameless: compiled, named: nameSeen ? compile(named) : ('per-letter' as const) };
+  };
+
+  return {
+    email: (recipient) => essayEmail(config, renderer, essay, recipient),
+    async to(recipient) {
+      templates ??= prepare();
+      const { nameless, named } = await templates;
+      const template = !recipient.name
+        ? nameless
+        : named === 'per-letter'
+          ? compile(await render(recipient.name))
+          : named;
+      const values = new Map([[TOKEN, recipient.unsubscribeToken]]);
+      if (recipient.name) values.set(NAME, recipient.name);
+      return template.build({
+        to: recipient.email,
+        messageId: `${essayMessageKey(essay.slug, recipient.id)}@${domain}`,
+        headers: { 'List-Unsubscribe': `<${config.publicUrl}/unsubscribe/${recipient.unsubscribeToken}>` },
+        values,
+      });
     },
   };
 }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
-import type { Mailer, OutgoingEmail, SendOutcome } from './mailer.js';
+import type { Mailer, OutgoingEmail, RawEmail, SendOutcome } from './mailer.js';
 import { maskEmail } from './mailer.js';
 
 export interface OutboxOptions {
@@ -17,16 +17,20 @@ export function createOutboxMailer(options: OutboxOptions): Mailer {
   return {
     description: `outbox folder ${options.dir} (.eml files; set SMTP_URL to send real email)`,
     concurrency: 4,
-    async send(email: OutgoingEmail): Promise<SendOutcome> {
+    async send(email: OutgoingEmail | RawEmail): Promise<SendOutcome> {
       if (!made) {
         await mkdir(options.dir, { recursive: true });
         made = true;
       }
-      const info = await transport.sendMail({
-        ...email,
-        messageId: email.messageId && `<${email.messageId}>`,
-      });
-      const raw = info.message as Buffer;
+      const raw =
+        'raw' in email
+          ? email.raw
+          : ((
+              await transport.sendMail({
+                ...email,
+                messageId: email.messageId && `<${email.messageId}>`,
+              })
+            ).message as Buffer);
       const id = createHash('sha256')
         .update(email.messageId ?? raw)
         .digest('hex')
@@ -36,7 +40,7 @@ export function createOutboxMailer(options: OutboxOptions): Mailer {
       options.log?.({
         msg: 'email written to outbox',
         file,
-        to: maskEmail(email.to),
+        to: maskEmail('raw' in email ? email.envelope.to : email.to),
         subject: email.subject,
       });
       return { status: 'sent' };

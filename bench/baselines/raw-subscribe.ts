@@ -1,0 +1,64 @@
+/**
+ * Baseline: POST /subscribe as plain node:http + postgres.js, running the same statements as the service
+ * (the rate-limit counters, then the subscriber upsert and the confirmation request), prepared, with no
+ * framework, validation library or logging around them.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer } from 'node:http';
+import postgres from 'postgres';
+
+const sql = postgres(process.env.DATABASE_URL as string, { max: 10, onnotice: () => {} });
+const limit = 1_000_000;
+const window = 3600;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+const server = createServer((req, res) => {
+  const chunks: Buffer[] = [];
+  req.on('data', (chunk: Buffer) => chunks.push(chunk));
+  req.on('end', async () => {
+    try {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { email?: string; name?: string };
+      const email = String(body.email ?? '').trim();
+      if (!EMAIL.test(email) || email.length > 254) {
+        return send(
+          res,
+          422,
+          '{"error":{"code":"invalid_email","message":"That does not look like an email address."}}',
+        );
+      }
+      const ip = `subscribe-ip:${req.socket.remoteAddress}`;
+      const address = `subscribe-address:${createHash('sha256').update(email.toLowerCase()).digest('base64url').slice(0, 32)}`;
+      const counted = await sql`
+        insert into rate_limits (key, window_start, hits) values
+          (${ip}, to_timestamp(floor(extract(epoch from now()) / ${window}) * ${window}), 1),
+          (${address}, to_timestamp(floor(extract(epoch from now()) / ${window}) * ${window}), 1)
+        on conflict (key) do update
+        set hits = case when rate_limits.window_start = excluded.window_start then rate_limits.hits + 1 else 1 end,
+            window_start = excluded.window_start
+        returning key, hits, ceil(extract(epoch from window_start - now()))::int as retry_after`;
+      if (counted.some((r) => Number(r.hits) > limit))
+        return send(res, 429, '{"error":{"code":"rate_limited"}}');
+      await sql`
+        with subscriber as (
+          insert into subscribers (email, unsubscribe_token)
+          values (${email}, ${randomBytes(32).toString('base64url')})
+          on conflict ((lower(email))) do update set updated_at = now()
+          returning id
+        )
+        insert into confirmations (subscriber_id, name)
+        select id, ${body.name ?? null} from subscriber`;
+      send(res, 202, '{"status":"pending"}');
+    } catch {
+      send(res, 500, '{"error":{"code":"internal"}}');
+    }
+  });
+});
+
+function send(res: import('node:http').ServerResponse, status: number, body: string) {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(body);
+}
+
+server.listen(Number(process.env.PORT), '127.0.0.1', () => {
+  process.stdout.write(`listening on ${process.env.PORT}\n`);
+});

@@ -1,0 +1,126 @@
+/**
+ * `npm run bench`: the two hot paths against their limits, each with its baselines from the same run.
+ *   npm run bench                      send-out at 10k, 100k and 1M subscribers, then POST /subscribe
+ *   npm run bench -- --quick           a few seconds: 2,000 subscribers, 1 s load runs (a smoke test)
+ *   npm run bench -- --sizes=10000,100000 --only=sendout|subscribe --duration=10
+ * Needs the local PostgreSQL server (TEST_DATABASE_URL, as the tests) and Postfix's smtp-sink/smtp-source.
+ * Prints a table (Markdown) and writes it as JSON to bench/results/.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type { SendoutResult } from './sendout.js';
+import { measureSendout } from './sendout.js';
+import type { SubscribeResult } from './subscribe.js';
+import { measureSubscribe, SCENARIOS } from './subscribe.js';
+import { ROOT } from './support.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+const quick = args.includes('--quick');
+const only = flag('only');
+const sizes = (flag('sizes') ?? (quick ? '2000' : '10000,100000,1000000')).split(',').map(Number);
+const durationSeconds = Number(flag('duration') ?? (quick ? 1 : 10));
+const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+const machine = {
+  cpu: cpus()[0]?.model ?? 'unknown',
+  cores: cpus().length,
+  memoryGiB: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+  platform: `${process.platform} ${process.arch}`,
+};
+
+const sendout: SendoutResult[] = [];
+if (only !== 'subscribe') {
+  for (const n of sizes) {
+    sendout.push(await measureSendout(n, { ceilingMessages: quick ? 2000 : 200_000, log }));
+  }
+}
+let subscribe: SubscribeResult | undefined;
+let failure: unknown;
+if (only !== 'sendout') {
+  // A failure here still leaves the send-out figures printed and written.
+  subscribe = await measureSubscribe({ durationSeconds, connections: 50, log }).catch((error) => {
+    failure = error;
+    return undefined;
+  });
+}
+
+const table = render();
+process.stdout.write(`${table}\n`);
+const dir = join(ROOT, 'bench', 'results');
+await mkdir(dir, { recursive: true });
+const at = new Date().toISOString();
+const json = JSON.stringify({ at, quick, machine, sendout, subscribe, table }, null, 2);
+const file = join(dir, `${at.replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
+await writeFile(file, json);
+await writeFile(join(dir, quick ? 'latest-quick.json' : 'latest.json'), json);
+process.stdout.write(`\nwritten to ${file}\n`);
+if (failure) {
+  process.stderr.write(`the POST /subscribe benchmark failed: ${(failure as Error).stack ?? failure}\n`);
+  process.exit(1);
+}
+if (sendout.some((r) => !r.correct)) {
+  process.stderr.write('a send-out did not deliver exactly one letter to each subscriber\n');
+  process.exit(1);
+}
+process.exit(0);
+
+function render(): string {
+  const out: string[] = [];
+  const f = (n: number, digits = 0) =>
+    n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+  const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+  out.push(
+    `Machine: ${machine.cores} × ${machine.cpu}, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform}`,
+  );
+  if (sendout.length) {
+    out.push('', '### Send-out (PostgreSQL, into smtp-sink)', '');
+    out.push(
+      '| subscribers | fan-out s | raw INSERT…SELECT s | ratio | end to end msg/s | SMTP ceiling msg/s | × ceiling | nodemailer raw pool msg/s | × pool | dispatcher RSS rest / peak MiB | sink messages / recipients |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const r of sendout) {
+      out.push(
+        `| ${f(r.n)} | ${f(r.fanoutSeconds, 2)} | ${f(r.rawInsertSelectSeconds, 2)} | ${x(r.fanoutSeconds, r.rawInsertSelectSeconds)} | ${f(r.endToEndPerSecond)} (${f(r.endToEndSeconds, 1)} s) | ${f(r.smtpCeilingPerSecond)} | ${x(r.endToEndPerSecond, r.smtpCeilingPerSecond)} | ${f(r.transportCeilingPerSecond)} | ${x(r.endToEndPerSecond, r.transportCeilingPerSecond)} | ${f(r.dispatcherRestMiB)} / ${f(r.dispatcherPeakMiB)} | ${f(r.sinkMessages)} / ${f(r.sinkRecipients)} ${r.correct ? '✓' : '✗'} |`,
+      );
+    }
+    const first = sendout[0];
+    const last = sendout[sendout.length - 1];
+    if (first && last && last !== first) {
+      out.push(
+        '',
+        `Dispatcher peak RSS at ${f(last.n)} vs ${f(first.n)}: ${x(last.dispatcherPeakMiB, first.dispatcherPeakMiB)}`,
+      );
+    }
+  }
+  if (subscribe) {
+    const s = subscribe;
+    out.push(
+      '',
+      `### POST /subscribe (PostgreSQL, ${s.connections} connections, ${s.durationSeconds} s each)`,
+      '',
+    );
+    out.push(
+      '| address | service req/s | p50 / p99 ms | node:http + postgres.js req/s | p50 / p99 ms | × baseline | unexpected answers |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const scenario of SCENARIOS) {
+      const a = s.service[scenario];
+      const b = s.raw[scenario];
+      out.push(
+        `| ${scenario} | ${f(a.requestsPerSecond)} | ${a.p50Ms} / ${a.p99Ms} | ${f(b.requestsPerSecond)} | ${b.p50Ms} / ${b.p99Ms} | ${x(a.requestsPerSecond, b.requestsPerSecond)} | ${a.unexpected} / ${b.unexpected} |`,
+      );
+    }
+    out.push(
+      `| Hono hello-world | | | ${f(s.hono.requestsPerSecond)} | ${s.hono.p50Ms} / ${s.hono.p99Ms} | | ${s.hono.unexpected} |`,
+    );
+    const m = s.serviceMemory;
+    out.push(
+      '',
+      `Service memory: ${f(m.restMiB)} MiB RSS at rest, ${f(m.afterMiB)} MiB after the runs (peak ${f(m.peakMiB)} MiB)`,
+    );
+  }
+  return out.join('\n');
+}

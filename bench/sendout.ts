@@ -1,0 +1,270 @@
+/**
+ * Send-out at N confirmed subscribers, on a fresh PostgreSQL database, into Postfix's smtp-sink:
+ * fan-out against the bare INSERT … SELECT, end to end through a dispatcher process (`npm run worker`),
+ * and the two ceilings measured in the same run: smtp-source (SMTP) and a bare nodemailer pool (transport).
+ */
+import { spawn } from 'node:child_process';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sql } from 'drizzle-orm';
+import nodemailer from 'nodemailer';
+import MailComposer from 'nodemailer/lib/mail-composer';
+import type { Db } from '../src/db/client.js';
+import { rows } from '../src/db/client.js';
+import { MIGRATIONS_FOLDER } from '../src/db/open.js';
+import { openPostgres } from '../src/db/postgres.js';
+import { publish } from '../src/essays/service.js';
+import { essayEmail } from '../src/mail/messages.js';
+import { createRenderer } from '../src/mail/render.js';
+import { loadTemplates } from '../src/mail/templates-fs.js';
+import { createServerDatabase, dropServerDatabase } from '../tests/support/db.js';
+import type { Sink } from './support.js';
+import { memoryOf, SMTP_SOURCE, sleep, startSink, startTs } from './support.js';
+
+export const MAIL_FROM = 'Essays <essays@example.org>';
+export const PUBLIC_URL = 'https://news.example.org';
+
+export interface SendoutResult {
+  n: number;
+  fanoutSeconds: number;
+  rawInsertSelectSeconds: number;
+  endToEndSeconds: number;
+  endToEndPerSecond: number;
+  /** smtp-source -d -s 10 into the same kind of sink, same message. */
+  smtpCeilingPerSecond: number;
+  smtpCeilingMessages: number;
+  /** A bare nodemailer pool sending the pre-built message (raw), 10 connections. */
+  transportCeilingPerSecond: number;
+  transportCeilingMessages: number;
+  dispatcherRestMiB: number;
+  dispatcherPeakMiB: number;
+  sinkMessages: number;
+  sinkRecipients: number;
+  ledger: Record<string, number>;
+  correct: boolean;
+}
+
+export interface SendoutOptions {
+  /** Messages for each ceiling (the rate is what counts, not the total). */
+  ceilingMessages: number;
+  log: (line: string) => void;
+}
+
+/** The current letter, composed once by nodemailer: what the ceilings send. */
+async function sampleLetter(): Promise<Buffer> {
+  const config = {
+    mailFrom: MAIL_FROM,
+    publicUrl: PUBLIC_URL,
+    siteName: 'Essays',
+    siteUrl: 'https://example.org',
+    confirmTokenTtlMs: 0,
+  };
+  const email = await essayEmail(config, createRenderer(loadTemplates()), essayRow(0), {
+    id: 1,
+    email: 'reader1@example.org',
+    name: null,
+    unsubscribeToken: 'x'.repeat(43),
+  });
+  const composer = new MailComposer({ ...email, messageId: `<${email.messageId}>` });
+  return composer.compile().build();
+}
+
+function essayRow(id: number) {
+  return {
+    id,
+    slug: 'on-benchmarks',
+    title: 'On Benchmarks, and why a number needs its baseline',
+    url: 'https://example.org/essays/on-benchmarks',
+    summary:
+      'Absolute numbers on a shared machine move from run to run; ratios to a baseline measured in the same run move much less.',
+  };
+}
+
+async function seed(db: Db, n: number): Promise<void> {
+  await db.execute(sql`
+    insert into subscribers (email, status, unsubscribe_token, confirmed_at)
+    select 'reader' || i || '@example.org', 'confirmed', md5(i::text) || substr(md5(random()::text), 1, 11), now()
+    from generate_series(1, ${n}) as i`);
+  await db.execute(sql`vacuum analyze subscribers`);
+}
+
+/** The bare statement the fan-out makes, into the same empty table; then the table is emptied again. */
+async function rawInsertSelect(db: Db): Promise<number> {
+  const [essay] = await rows<{ id: number }>(
+    db,
+    sql`insert into essays (slug, title, url) values ('raw', 'Raw', 'https://example.org/raw') returning id`,
+  );
+  const t = performance.now();
+  await db.execute(sql`
+    insert into deliveries (essay_id, subscriber_id)
+    select ${essay?.id}, id from subscribers where status = 'confirmed'`);
+  const seconds = (performance.now() - t) / 1000;
+  await db.execute(sql`truncate deliveries`);
+  await db.execute(sql`delete from essays`);
+  await db.execute(sql`checkpoint`);
+  return seconds;
+}
+
+async function smtpSourceCeiling(letter: Buffer, messages: number): Promise<number> {
+  const sink = await startSink();
+  const file = join('/dev/shm', `oneletter-letter-${process.pid}.eml`);
+  await writeFile(file, letter.toString('utf8').replace(/\r\n/g, '\n'));
+  try {
+    const t = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(
+        SMTP_SOURCE,
+        [
+          '-d',
+          '-s',
+          '10',
+          '-m',
+          String(messages),
+          '-F',
+          file,
+          '-f',
+          'essays@example.org',
+          '-t',
+          'reader@example.org',
+          `127.0.0.1:${sink.port}`,
+        ],
+        { stdio: 'ignore' },
+      );
+      child.once('error', reject);
+      child.once('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`smtp-source exited ${code}`)),
+      );
+    });
+    const seconds = (performance.now() - t) / 1000;
+    await checkCount(sink, messages, 'smtp-source');
+    return messages / seconds;
+  } finally {
+    await sink.close();
+    await rm(file, { force: true });
+  }
+}
+
+async function nodemailerCeiling(letter: Buffer, messages: number): Promise<number> {
+  const sink = await startSink();
+  const transport = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port: sink.port,
+    secure: false,
+    pool: true,
+    maxConnections: 10,
+    maxMessages: Number.POSITIVE_INFINITY,
+  });
+  try {
+    let next = 0;
+    const t = performance.now();
+    const lane = async () => {
+      while (next < messages) {
+        const i = next++;
+        await transport.sendMail({
+          raw: letter,
+          envelope: { from: 'essays@example.org', to: `reader${i}@example.org` },
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: 100 }, lane));
+    const seconds = (performance.now() - t) / 1000;
+    await checkCount(sink, messages, 'nodemailer');
+    return messages / seconds;
+  } finally {
+    transport.close();
+    await sink.close();
+  }
+}
+
+async function checkCount(sink: Sink, expected: number, what: string): Promise<void> {
+  const { messages } = await sink.count();
+  if (messages !== expected)
+    throw new Error(`${what}: the sink got ${messages} messages, expected ${expected}`);
+}
+
+export async function measureSendout(n: number, options: SendoutOptions): Promise<SendoutResult> {
+  const { log } = options;
+  const url = await createServerDatabase();
+  const database = await openPostgres(url, { poolSize: 2, migrationsFolder: MIGRATIONS_FOLDER });
+  const { db } = database;
+  const sink = await startSink();
+  let worker: ReturnType<typeof startTs> | undefined;
+  try {
+    log(`n=${n}: seeding`);
+    await seed(db, n);
+
+    worker = startTs('src/entry/node.ts', ['--worker'], {
+      DATABASE_URL: url,
+      SMTP_URL: sink.url,
+      MAIL_FROM,
+      PUBLIC_URL,
+    });
+    await worker.waitForLine(/dispatcher started/);
+    await sleep(500);
+    const rest = await memoryOf(worker.pid);
+    // The dispatcher holds still while the two fan-outs are timed, so both run alone on the database.
+    worker.process.kill('SIGSTOP');
+    const rawInsertSelectSeconds = await rawInsertSelect(db);
+
+    log(`n=${n}: publishing and sending`);
+    const t0 = performance.now();
+    const { essay } = await publish(db, {
+      slug: 'on-benchmarks',
+      title: essayRow(0).title,
+      url: essayRow(0).url,
+      summary: essayRow(0).summary,
+    });
+    const fanoutSeconds = (performance.now() - t0) / 1000;
+    worker.process.kill('SIGCONT');
+    for (;;) {
+      const [open] = await rows<{ open: boolean }>(
+        db,
+        sql`select exists (select 1 from deliveries where essay_id = ${essay.id}
+                             and status in ('pending', 'claimed', 'sending')) as open`,
+      );
+      if (!open?.open) break;
+      await sleep(100);
+    }
+    const endToEndSeconds = (performance.now() - t0) / 1000;
+    const peak = await memoryOf(worker.pid);
+    await worker.stop();
+    worker = undefined;
+
+    const counts = await rows<{ status: string; n: number }>(
+      db,
+      sql`select status::text as status, count(*)::int as n from deliveries group by status`,
+    );
+    const ledger = Object.fromEntries(counts.map((r) => [r.status, Number(r.n)]));
+    const received = await sink.count();
+
+    log(`n=${n}: ceilings`);
+    const letter = await sampleLetter();
+    const ceilingMessages = Math.min(n, options.ceilingMessages);
+    const smtpCeilingPerSecond = await smtpSourceCeiling(letter, ceilingMessages);
+    const transportMessages = Math.min(n, Math.ceil(options.ceilingMessages / 4));
+    const transportCeilingPerSecond = await nodemailerCeiling(letter, transportMessages);
+
+    return {
+      n,
+      fanoutSeconds,
+      rawInsertSelectSeconds,
+      endToEndSeconds,
+      endToEndPerSecond: n / endToEndSeconds,
+      smtpCeilingPerSecond,
+      smtpCeilingMessages: ceilingMessages,
+      transportCeilingPerSecond,
+      transportCeilingMessages: transportMessages,
+      dispatcherRestMiB: rest.rssMiB,
+      dispatcherPeakMiB: peak.peakMiB,
+      sinkMessages: received.messages,
+      sinkRecipients: received.recipients,
+      ledger,
+      correct: received.messages === n && received.recipients === n && ledger.sent === n,
+    };
+  } finally {
+    await worker?.stop();
+    await sink.close();
+    await database.close();
+    await dropServerDatabase(url);
+  }
+}

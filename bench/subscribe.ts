@@ -1,0 +1,163 @@
+/**
+ * POST /subscribe under load (autocannon, 50 connections) against the service as `npm start` runs it on
+ * PostgreSQL, and two baselines in the same run: Hono's hello-world, and plain node:http + postgres.js
+ * running the same statements.
+ */
+import autocannon from 'autocannon';
+import { MIGRATIONS_FOLDER } from '../src/db/open.js';
+import { migratePostgres } from '../src/db/postgres.js';
+import { createServerDatabase, dropServerDatabase } from '../tests/support/db.js';
+import type { Child } from './support.js';
+import { freePort, memoryOf, sleep, startTs, waitForPort } from './support.js';
+
+export type Scenario = 'new' | 'repeated' | 'invalid';
+export const SCENARIOS: Scenario[] = ['new', 'repeated', 'invalid'];
+export type Server = 'service' | 'raw' | 'hono';
+
+export interface LoadResult {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Answers other than the one expected (202, or 422 for the invalid address), and socket errors. */
+  unexpected: number;
+  total: number;
+}
+
+export interface SubscribeResult {
+  connections: number;
+  durationSeconds: number;
+  service: Record<Scenario, LoadResult>;
+  raw: Record<Scenario, LoadResult>;
+  hono: LoadResult;
+  serviceMemory: { restMiB: number; afterMiB: number; peakMiB: number };
+}
+
+export interface SubscribeOptions {
+  durationSeconds: number;
+  connections: number;
+  log: (line: string) => void;
+}
+
+let sequence = 0;
+
+function bodyFor(scenario: Scenario): () => string {
+  const run = `${Date.now().toString(36)}-${sequence++}`;
+  let i = 0;
+  switch (scenario) {
+    case 'new':
+      return () => JSON.stringify({ email: `new-${run}-${i++}@example.org` });
+    case 'repeated':
+      return () => JSON.stringify({ email: `repeated-${run}@example.org` });
+    case 'invalid':
+      return () => JSON.stringify({ email: 'not-an-address' });
+  }
+}
+
+async function load(port: number, scenario: Scenario, options: SubscribeOptions): Promise<LoadResult> {
+  const next = bodyFor(scenario);
+  const expected = scenario === 'invalid' ? 422 : 202;
+  let unexpected = 0;
+  const result = await autocannon({
+    url: `http://127.0.0.1:${port}/subscribe`,
+    connections: options.connections,
+    duration: options.durationSeconds,
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    requests: [{ setupRequest: (req) => ({ ...req, body: next() }) }],
+    setupClient: (client) => {
+      client.on('response', (status: number) => {
+        if (status !== expected) unexpected++;
+      });
+    },
+  });
+  return {
+    requestsPerSecond: result.requests.average,
+    p50Ms: result.latency.p50,
+    p99Ms: result.latency.p99,
+    unexpected: unexpected + result.errors + result.timeouts,
+    total: result.requests.total,
+  };
+}
+
+async function withServer<T>(
+  start: (port: number) => Child,
+  run: (port: number, child: Child) => Promise<T>,
+) {
+  const port = await freePort();
+  const child = start(port);
+  try {
+    await waitForPort(port).catch((error) => {
+      throw new Error(`${(error as Error).message}; its output:\n${child.output()}`);
+    });
+    return await run(port, child);
+  } finally {
+    await child.stop();
+  }
+}
+
+export async function measureSubscribe(options: SubscribeOptions): Promise<SubscribeResult> {
+  const { log } = options;
+  const url = await createServerDatabase();
+  try {
+    await migratePostgres(url, MIGRATIONS_FOLDER);
+    const env = (port: number) => ({
+      DATABASE_URL: url,
+      PORT: String(port),
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      MAIL_FROM: 'Essays <essays@example.org>',
+      PUBLISHER_TOKEN: 'bench-publisher-token-0123456789',
+      // The limits still count every request (the same statement runs), but never refuse one.
+      SUBSCRIBE_LIMIT_PER_IP: '1000000',
+      SUBSCRIBE_LIMIT_PER_ADDRESS: '1000000',
+      // Confirmation emails are a worker's job here (`npm run worker`); the request path is what is measured.
+      DISPATCHER: 'false',
+    });
+    const warm = Math.max(1, Math.round(options.durationSeconds / 4));
+    const warmUp = (port: number) => load(port, 'new', { ...options, durationSeconds: warm });
+
+    log('subscribe: hono hello-world');
+    const hono = await withServer(
+      (port) => startTs('bench/baselines/hono-hello.ts', [], { PORT: String(port) }),
+      async (port) => {
+        await warmUp(port);
+        return load(port, 'new', options);
+      },
+    );
+
+    log('subscribe: node:http + postgres.js');
+    const raw = await withServer(
+      (port) => startTs('bench/baselines/raw-subscribe.ts', [], env(port)),
+      async (port) => {
+        await warmUp(port);
+        const out = {} as Record<Scenario, LoadResult>;
+        for (const scenario of SCENARIOS) out[scenario] = await load(port, scenario, options);
+        return out;
+      },
+    );
+
+    log('subscribe: the service');
+    const service = await withServer(
+      (port) => startTs('src/entry/node.ts', [], env(port)),
+      async (port, child) => {
+        await sleep(300);
+        const rest = await memoryOf(child.pid);
+        await warmUp(port);
+        const out = {} as Record<Scenario, LoadResult>;
+        for (const scenario of SCENARIOS) out[scenario] = await load(port, scenario, options);
+        const after = await memoryOf(child.pid);
+        return { out, memory: { restMiB: rest.rssMiB, afterMiB: after.rssMiB, peakMiB: after.peakMiB } };
+      },
+    );
+
+    return {
+      connections: options.connections,
+      durationSeconds: options.durationSeconds,
+      service: service.out,
+      raw,
+      hono,
+      serviceMemory: service.memory,
+    };
+  } finally {
+    await dropServerDatabase(url);
+  }
+}

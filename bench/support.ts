@@ -1,0 +1,179 @@
+/** Helpers shared by the benchmarks: child processes, their memory, free ports, and Postfix's smtp-sink. */
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+/** A port nobody listens on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resident and peak resident memory of a process, in MiB, from /proc (Linux). */
+export async function memoryOf(pid: number): Promise<{ rssMiB: number; peakMiB: number }> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
+  return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 };
+}
+
+export interface Child {
+  process: ChildProcess;
+  pid: number;
+  /** Resolves with the first output line that matches. */
+  waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
+  /** SIGTERM, then SIGKILL if it lingers; resolves once it exited. */
+  stop(): Promise<void>;
+  output(): string;
+}
+
+/**
+ * Starts a TypeScript entry of this project as one node process (`node --import tsx`, not the `tsx`
+ * launcher, which would put a second process between us and the one whose memory we read).
+ */
+export function startTs(script: string, args: string[], env: Record<string, string>): Child {
+  return startProcess(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+    ...process.env,
+    NODE_ENV: '',
+    ...env,
+  });
+}
+
+export function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Child {
+  const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const tail: string[] = [];
+  const watchers: { pattern: RegExp; resolve: (line: string) => void }[] = [];
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  for (const stream of [child.stdout, child.stderr]) {
+    createInterface({ input: stream }).on('line', (line) => {
+      tail.push(line);
+      if (tail.length > 50) tail.shift();
+      for (const w of [...watchers]) {
+        if (!w.pattern.test(line)) continue;
+        watchers.splice(watchers.indexOf(w), 1);
+        w.resolve(line);
+      }
+    });
+  }
+  return {
+    process: child,
+    pid: child.pid as number,
+    output: () => tail.join('\n'),
+    waitForLine(pattern, timeoutMs = 30_000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          reject(
+            new Error(
+              `${command} ${args.join(' ')}: no line like ${pattern} in ${timeoutMs} ms:\n${tail.join('\n')}`,
+            ),
+          );
+        }, timeoutMs);
+        const done = (line: string) => {
+          clearTimeout(timer);
+          resolve(line);
+        };
+        watchers.push({ pattern, resolve: done });
+        void exited.then(() => {
+          clearTimeout(timer);
+          reject(new Error(`${command} exited before printing ${pattern}:\n${tail.join('\n')}`));
+        });
+      });
+    },
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      await exited;
+      clearTimeout(killer);
+    },
+  };
+}
+
+/** Waits until a TCP port accepts connections. */
+export async function waitForPort(port: number, timeoutMs = 30_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > until) throw new Error(`nothing listens on port ${port} after ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/** Postfix's test tools (Debian package `postfix`; its daemon is never started). */
+export const SMTP_SINK = '/usr/sbin/smtp-sink';
+export const SMTP_SOURCE = '/usr/sbin/smtp-source';
+
+export interface Sink {
+  port: number;
+  url: string;
+  /** Counts the transactions in the dump and the distinct recipients among them. */
+  count(): Promise<{ messages: number; recipients: number }>;
+  close(): Promise<void>;
+}
+
+/**
+ * Postfix's smtp-sink on a free port, dumping every transaction to a file in memory (/dev/shm), so the
+ * benchmark can check afterwards that each recipient got exactly one letter.
+ */
+export async function startSink(): Promise<Sink> {
+  const port = await freePort();
+  const dir = await mkdtemp(join('/dev/shm', 'oneletter-sink-'));
+  await chmod(dir, 0o777);
+  const dump = join(dir, 'dump');
+  const asRoot = process.getuid?.() === 0;
+  const child = startProcess(SMTP_SINK, [
+    ...(asRoot ? ['-u', 'nobody'] : []),
+    '-D',
+    dump,
+    '-m',
+    '1000',
+    `127.0.0.1:${port}`,
+    '1024',
+  ]);
+  await waitForPort(port);
+  return {
+    port,
+    url: `smtp://127.0.0.1:${port}`,
+    async count() {
+      let messages = 0;
+      const recipients = new Set<string>();
+      try {
+        const lines = createInterface({ input: createReadStream(dump), crlfDelay: Number.POSITIVE_INFINITY });
+        for await (const line of lines) {
+          if (line.charCodeAt(0) !== 88 /* X */) continue;
+          if (line.startsWith('X-Mail-Args: ')) messages++;
+          else if (line.startsWith('X-Rcpt-Args: ')) recipients.add(line.slice(13).toLowerCase());
+        }
+      } catch (error) {
+        if ((error as { code?: string }).code !== 'ENOENT') throw error;
+      }
+      return { messages, recipients: recipients.size };
+    },
+    async close() {
+      await child.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,40 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { testDbKind } from './support/db.js';
+
+const ROOT = join(import.meta.dirname, '..');
+
+/** Whether the benchmark still runs end to end: its figures are not checked here, only that it makes them. */
+describe.runIf(testDbKind === 'postgres')('npm run bench -- --quick', () => {
+  it('runs every benchmark, prints the table with its baselines, and writes it as JSON', async () => {
+    expect(existsSync('/usr/sbin/smtp-sink'), "Postfix's smtp-sink is needed (apt-get install postfix)").toBe(
+      true,
+    );
+    const { code, stdout, stderr } = await new Promise<{
+      code: number | null;
+      stdout: string;
+      stderr: string;
+    }>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick'], {
+        cwd: ROOT,
+        env: { ...process.env, NODE_ENV: '' },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => (stdout += d));
+      child.stderr.on('data', (d) => (stderr += d));
+      child.on('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(code, stderr).toBe(0);
+    expect(stdout).toContain('### Send-out');
+    expect(stdout).toMatch(/\| 2,000 \|.*2,000 \/ 2,000 ✓ \|/);
+    expect(stdout).toContain('### POST /subscribe');
+    expect(stdout).toMatch(/\| Hono hello-world \|/);
+    const written = JSON.parse(readFileSync(join(ROOT, 'bench/results/latest-quick.json'), 'utf8'));
+    expect(written.quick).toBe(true);
+    expect(written.sendout[0]).toMatchObject({ n: 2000, correct: true });
+    expect(written.subscribe.service.new.total).toBeGreaterThan(0);
+  }, 300_000);
+});
