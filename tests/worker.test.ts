@@ -10,6 +10,8 @@ import { rows } from '../src/db/client.js';
 import { MIGRATIONS_FOLDER } from '../src/db/open.js';
 import { openPostgres } from '../src/db/postgres.js';
 import { createServerDatabase, dropServerDatabase, testDbKind } from './support/db.js';
+import type { FeedServer, Item } from './support/feeds.js';
+import { rss, startFeedServer } from './support/feeds.js';
 import { freePort } from './support/process.js';
 import { confirmTokenIn, PUBLISHER_TOKEN, unsubscribeTokenIn } from './support/service.js';
 import type { SmtpSink } from './support/smtp.js';
@@ -26,12 +28,21 @@ describe.skipIf(testDbKind !== 'postgres')('the service as a Cloudflare Worker (
   let base: string;
   let stateDir: string;
   let output = '';
+  let feeds: FeedServer;
+  const firstEntry: Item = {
+    id: 'https://example.org/essays/old',
+    title: 'An old essay',
+    link: 'https://example.org/essays/old',
+    date: new Date('2026-01-01T00:00:00Z'),
+  };
 
   beforeAll(async () => {
     databaseUrl = await createServerDatabase();
     // Workers have no filesystem for migrations: they are applied from Node first, as an operator does.
     await (await openPostgres(databaseUrl, { migrationsFolder: MIGRATIONS_FOLDER })).close();
     smtp = await startSmtpSink();
+    feeds = await startFeedServer();
+    feeds.routes.set('/feed.xml', { body: rss([firstEntry]), contentType: 'application/rss+xml' });
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
     stateDir = await mkdtemp(join(tmpdir(), 'oneletter-wrangler-'));
@@ -45,6 +56,8 @@ describe.skipIf(testDbKind !== 'postgres')('the service as a Cloudflare Worker (
       SITE_NAME: 'Worker Essays',
       CONFIRM_RESEND_MINUTES: '0',
       SUBSCRIBE_LIMIT_PER_IP: '0',
+      FEED_URL: feeds.url('/feed.xml'),
+      FEED_POLL_SECONDS: '60',
     };
     const args = ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--test-scheduled'];
     args.push('--persist-to', stateDir, '--inspector-port', String(await freePort()));
@@ -78,6 +91,7 @@ describe.skipIf(testDbKind !== 'postgres')('the service as a Cloudflare Worker (
     await new Promise((resolve) => setTimeout(resolve, 500));
     wrangler?.kill('SIGKILL');
     await smtp?.close();
+    await feeds?.close();
     if (databaseUrl) await dropServerDatabase(databaseUrl);
     if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
@@ -171,5 +185,29 @@ describe.skipIf(testDbKind !== 'postgres')('the service as a Cloudflare Worker (
     } finally {
       await db2.close();
     }
+  });
+  it('reads the feed from the cron: the first read sends nothing, a new entry goes out once', async () => {
+    const before = smtp.received.length;
+    expect((await cron()).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(smtp.received.length).toBe(before);
+
+    const fresh: Item = {
+      id: 'https://example.org/essays/new',
+      title: 'A new essay from the feed',
+      link: 'https://example.org/essays/new',
+      date: new Date(),
+    };
+    feeds.routes.set('/feed.xml', { body: rss([fresh, firstEntry]), contentType: 'application/rss+xml' });
+    expect((await cron()).status).toBe(200);
+    // 20 confirmed (the reader above unsubscribed): one letter each, from this cron run.
+    const received = await smtp.waitFor(before + 20, 30_000);
+    const letters = received.slice(before);
+    expect(letters.every((m) => m.parsed.subject === 'A new essay from the feed')).toBe(true);
+    expect(new Set(letters.map((m) => m.to)).size).toBe(20);
+
+    expect((await cron()).status).toBe(200);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    expect(smtp.received.length).toBe(before + 20);
   });
 });

@@ -5,6 +5,7 @@ import type { Database } from '../db/client.js';
 import { openPostgres } from '../db/postgres.js';
 import type { Deps } from '../deps.js';
 import { createDispatcher } from '../dispatch/dispatcher.js';
+import { pollFeedOnce } from '../feed/watcher.js';
 import type { Logger } from '../log.js';
 import { createLogger, describeError } from '../log.js';
 import type { Mailer } from '../mail/mailer.js';
@@ -132,12 +133,25 @@ export default {
     }
   },
 
-  async scheduled(_controller: ScheduledController, env: WorkerEnv, ctx: ExecutionContext): Promise<void> {
+  async scheduled(controller: ScheduledController, env: WorkerEnv, ctx: ExecutionContext): Promise<void> {
     const config = configFrom(env);
-    ctx.waitUntil(
-      dispatchSlice(config, CRON_BUDGET_MS).then((handled) =>
-        log.info({ msg: 'cron dispatch slice', handled }),
-      ),
-    );
+    const work = async () => {
+      if (config.feedUrl && feedDue(controller.scheduledTime, config.feedPollMs)) {
+        const database = await openDatabase(config);
+        try {
+          await pollFeedOnce({ db: database.db, feedUrl: config.feedUrl, log });
+        } finally {
+          await database.close();
+        }
+      }
+      const handled = await dispatchSlice(config, CRON_BUDGET_MS);
+      log.info({ msg: 'cron dispatch slice', handled });
+    };
+    ctx.waitUntil(work());
   },
 };
+
+/** The cron runs every minute; the feed is read every FEED_POLL_SECONDS, rounded to whole minutes. */
+function feedDue(scheduledTime: number, pollMs: number): boolean {
+  return Math.floor(scheduledTime / 60_000) % Math.max(1, Math.round(pollMs / 60_000)) === 0;
+}
