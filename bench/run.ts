@@ -2,13 +2,17 @@
  * `npm run bench`: the two hot paths against their limits, each with its baselines from the same run.
  *   npm run bench                      send-out at 10k, 100k and 1M subscribers, then POST /subscribe
  *   npm run bench -- --quick           a few seconds: 2,000 subscribers, 1 s load runs (a smoke test)
- *   npm run bench -- --sizes=10000,100000 --only=sendout|subscribe --duration=10
+ *   npm run bench -- --sizes=10000,100000 --only=sendout|subscribe|publisher-tools --duration=10
+ *   Publisher tools (import, export, list pages) run at 100k and 1M unless --sizes is given;
+ *   --import-max=100000 caps the rows imported (the list and export still use N).
  * Needs the local PostgreSQL server (TEST_DATABASE_URL, as the tests) and Postfix's smtp-sink/smtp-source.
  * Prints a table (Markdown) and writes it as JSON to bench/results/.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import type { PublisherToolsResult } from './publisher-tools.js';
+import { measurePublisherTools } from './publisher-tools.js';
 import type { SendoutResult } from './sendout.js';
 import { measureSendout } from './sendout.js';
 import type { SubscribeResult } from './subscribe.js';
@@ -20,6 +24,9 @@ const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.spl
 const quick = args.includes('--quick');
 const only = flag('only');
 const sizes = (flag('sizes') ?? (quick ? '2000' : '10000,100000,1000000')).split(',').map(Number);
+const toolSizes = (flag('sizes') ?? (quick ? '2000' : '100000,1000000')).split(',').map(Number);
+const importMax = Number(flag('import-max') ?? Number.POSITIVE_INFINITY);
+const runs = (name: string) => !only || only === name;
 const durationSeconds = Number(flag('duration') ?? (quick ? 1 : 10));
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
@@ -32,14 +39,14 @@ const machine = {
 };
 
 const sendout: SendoutResult[] = [];
-if (only !== 'subscribe') {
+if (runs('sendout')) {
   for (const n of sizes) {
     sendout.push(await measureSendout(n, { ceilingMessages: quick ? 2000 : 200_000, log }));
   }
 }
 let subscribe: SubscribeResult | undefined;
 let failure: unknown;
-if (only !== 'sendout') {
+if (runs('subscribe')) {
   // A failure here still leaves the send-out figures printed and written.
   subscribe = await measureSubscribe({ durationSeconds, connections: 50, log }).catch((error) => {
     failure = error;
@@ -47,12 +54,19 @@ if (only !== 'sendout') {
   });
 }
 
+const publisherTools: PublisherToolsResult[] = [];
+if (runs('publisher-tools')) {
+  for (const n of toolSizes) {
+    publisherTools.push(await measurePublisherTools(n, { listRuns: quick ? 20 : 200, importMax, log }));
+  }
+}
+
 const table = render();
 process.stdout.write(`${table}\n`);
 const dir = join(ROOT, 'bench', 'results');
 await mkdir(dir, { recursive: true });
 const at = new Date().toISOString();
-const json = JSON.stringify({ at, quick, machine, sendout, subscribe, table }, null, 2);
+const json = JSON.stringify({ at, quick, machine, sendout, subscribe, publisherTools, table }, null, 2);
 const file = join(dir, `${at.replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
 await writeFile(file, json);
 await writeFile(join(dir, quick ? 'latest-quick.json' : 'latest.json'), json);
@@ -63,6 +77,10 @@ if (failure) {
 }
 if (sendout.some((r) => !r.correct)) {
   process.stderr.write('a send-out did not deliver exactly one letter to each subscriber\n');
+  process.exit(1);
+}
+if (publisherTools.some((r) => !r.correct)) {
+  process.stderr.write('a publisher-tools run did not import, export or list the rows it should have\n');
   process.exit(1);
 }
 process.exit(0);
@@ -121,6 +139,30 @@ function render(): string {
       '',
       `Service memory: ${f(m.restMiB)} MiB RSS at rest, ${f(m.afterMiB)} MiB after the runs (peak ${f(m.peakMiB)} MiB)`,
     );
+  }
+  if (publisherTools.length) {
+    out.push('', '### Publisher tools (PostgreSQL, through the app in memory)', '');
+    out.push(
+      '| subscribers | import s (rows) | rows/s | raw json_to_recordset s | × raw | export s | rows/s | raw cursor read s | × raw | RSS during export start / peak MiB |',
+      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const r of publisherTools) {
+      out.push(
+        `| ${f(r.n)} | ${f(r.importSeconds, 2)} (${f(r.importRows)}) | ${f(r.importRows / r.importSeconds)} | ${f(r.rawImportSeconds, 2)} | ${x(r.importSeconds, r.rawImportSeconds)} | ${f(r.exportSeconds, 2)} | ${f(r.exportRows / r.exportSeconds)} | ${f(r.rawExportSeconds, 2)} | ${x(r.exportSeconds, r.rawExportSeconds)} | ${f(r.exportRssStartMiB)} / ${f(r.exportRssPeakMiB)} ${r.correct ? '✓' : '✗'} |`,
+      );
+    }
+    out.push(
+      '',
+      '| subscribers | list page (50 rows) | service median / p99 ms | raw SQL median / p99 ms | × raw (median) |',
+      '|---:|---|---:|---:|---:|',
+    );
+    for (const r of publisherTools) {
+      for (const l of r.list) {
+        out.push(
+          `| ${f(r.n)} | ${l.page} | ${f(l.service.medianMs, 2)} / ${f(l.service.p99Ms, 2)} | ${f(l.raw.medianMs, 2)} / ${f(l.raw.p99Ms, 2)} | ${x(l.service.medianMs, l.raw.medianMs)} |`,
+        );
+      }
+    }
   }
   return out.join('\n');
 }

@@ -32,9 +32,17 @@ describe.runIf(testDbKind === 'postgres')('npm run bench -- --quick', () => {
     expect(stdout).toMatch(/\| 2,000 \|.*2,000 \/ 2,000 ✓ \|/);
     expect(stdout).toContain('### POST /subscribe');
     expect(stdout).toMatch(/\| Hono hello-world \|/);
+    expect(stdout).toContain('### Publisher tools');
+    expect(stdout).toMatch(/\| 2,000 \| .*\(2,000\) \|.*✓ \|/);
     const written = JSON.parse(readFileSync(join(ROOT, 'bench/results/latest-quick.json'), 'utf8'));
     expect(written.quick).toBe(true);
     expect(written.sendout[0]).toMatchObject({ n: 2000, correct: true });
     expect(written.subscribe.service.new.total).toBeGreaterThan(0);
+    expect(written.publisherTools[0]).toMatchObject({
+      n: 2000,
+      importRows: 2000,
+      exportRows: 2000,
+      correct: true,
+    });
   }, 300_000);
 });
