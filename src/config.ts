@@ -46,6 +46,21 @@ const schema = z.object({
     .min(8, { error: 'expected the API key from the Resend dashboard (re_…)' })
     .optional(),
   RESEND_API_URL: httpUrl.default('https://api.resend.com'),
+  DKIM_DOMAIN: z
+    .string()
+    .trim()
+    .regex(/^[a-z0-9.-]+\.[a-z]{2,}$/i, { error: 'expected the signing domain, e.g. example.com' })
+    .optional(),
+  DKIM_SELECTOR: z
+    .string()
+    .trim()
+    .regex(/^[a-z0-9._-]+$/i, { error: 'expected the selector of the DNS record, e.g. oneletter' })
+    .optional(),
+  DKIM_PRIVATE_KEY: z
+    .string()
+    .transform((v) => v.replace(/\\n/g, '\n').trim())
+    .pipe(z.string().regex(/^-----BEGIN [A-Z ]*PRIVATE KEY-----/, { error: 'expected a PEM private key' }))
+    .optional(),
   MAIL_FROM: z
     .string()
     .trim()
@@ -101,6 +116,8 @@ export interface Config {
   /** When set, email goes through Resend's HTTP API instead of SMTP. */
   resendApiKey?: string;
   resendApiUrl: string;
+  /** DKIM signing for SMTP and the outbox, when all three DKIM_ variables are set. */
+  dkim?: { domain: string; selector: string; privateKey: string };
   mailFrom: string;
   publisherToken: string;
   /** True when PUBLISHER_TOKEN was not set and a random one was made for this run. */
@@ -140,7 +157,8 @@ export class ConfigError extends Error {
 
 /** A bad value as the error shows it: start-up errors end up in logs, so secrets are not echoed. */
 function shownValue(name: string, value: string): string {
-  if (name === 'PUBLISHER_TOKEN' || name === 'RESEND_API_KEY') return '(hidden)';
+  if (name === 'PUBLISHER_TOKEN' || name === 'RESEND_API_KEY' || name === 'DKIM_PRIVATE_KEY')
+    return '(hidden)';
   return JSON.stringify(value.replace(/\/\/[^/@]*@/, '//***@'));
 }
 
@@ -166,6 +184,12 @@ export function parseConfig(env: Env): Config {
         ' e.g. the output of `openssl rand -hex 32`).',
     );
   }
+  const dkimSet = [e.DKIM_DOMAIN, e.DKIM_SELECTOR, e.DKIM_PRIVATE_KEY].filter(Boolean).length;
+  if (dkimSet > 0 && dkimSet < 3) {
+    throw new ConfigError(
+      'Invalid configuration:\n  DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY (or DKIM_PRIVATE_KEY_FILE) go together: set all three, or none.',
+    );
+  }
   const publicUrl = e.PUBLIC_URL ?? `http://localhost:${e.PORT}`;
   if (!publicUrl.startsWith('https://')) {
     warnings.push(
@@ -185,6 +209,10 @@ export function parseConfig(env: Env): Config {
     smtpUrl: e.SMTP_URL,
     resendApiKey: e.RESEND_API_KEY,
     resendApiUrl: e.RESEND_API_URL,
+    dkim:
+      e.DKIM_DOMAIN && e.DKIM_SELECTOR && e.DKIM_PRIVATE_KEY
+        ? { domain: e.DKIM_DOMAIN, selector: e.DKIM_SELECTOR, privateKey: e.DKIM_PRIVATE_KEY }
+        : undefined,
     mailFrom: e.MAIL_FROM ?? PLACEHOLDER_FROM,
     publisherToken: e.PUBLISHER_TOKEN ?? randomBytes(24).toString('base64url'),
     publisherTokenGenerated: !e.PUBLISHER_TOKEN,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
@@ -13,6 +14,7 @@ import { createDispatcher } from '../dispatch/dispatcher.js';
 import { shownUrl, startFeedWatcher } from '../feed/watcher.js';
 import type { Logger } from '../log.js';
 import { createLogger, describeError } from '../log.js';
+import { createDkimSigner } from '../mail/dkim.js';
 import type { Mailer } from '../mail/mailer.js';
 import { createOutboxMailer } from '../mail/outbox.js';
 import { createRenderer } from '../mail/render.js';
@@ -26,8 +28,22 @@ export function createMailer(config: Config, log: Logger): Mailer {
   if (config.resendApiKey) {
     return createResendMailer({ apiKey: config.resendApiKey, baseUrl: config.resendApiUrl });
   }
-  if (config.smtpUrl) return createSmtpMailer({ url: config.smtpUrl, connections: config.sendConcurrency });
+  const sign = config.dkim ? createDkimSigner(config.dkim) : undefined;
+  if (config.smtpUrl)
+    return createSmtpMailer({ url: config.smtpUrl, connections: config.sendConcurrency, sign });
   return createOutboxMailer({ dir: join(config.dataDir, 'outbox'), log: (line) => log.info(line) });
+}
+
+/** DKIM_PRIVATE_KEY_FILE: the key read from a file (Node only; a Worker takes DKIM_PRIVATE_KEY as a secret). */
+function withKeyFile(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  if (!env.DKIM_PRIVATE_KEY_FILE || env.DKIM_PRIVATE_KEY) return env;
+  try {
+    return { ...env, DKIM_PRIVATE_KEY: readFileSync(env.DKIM_PRIVATE_KEY_FILE, 'utf8') };
+  } catch (error) {
+    throw new ConfigError(
+      `Invalid configuration:\n  DKIM_PRIVATE_KEY_FILE=${env.DKIM_PRIVATE_KEY_FILE}: cannot read it (${(error as Error).message}).`,
+    );
+  }
 }
 
 /**
@@ -39,7 +55,7 @@ async function main(argv: string[]): Promise<void> {
   const workerOnly = argv.includes('--worker');
   let config: Config;
   try {
-    config = parseConfig(process.env);
+    config = parseConfig(withKeyFile(process.env));
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`${error.message}\n`);

@@ -8,6 +8,7 @@ import { createDispatcher } from '../dispatch/dispatcher.js';
 import { pollFeedOnce } from '../feed/watcher.js';
 import type { Logger } from '../log.js';
 import { createLogger, describeError } from '../log.js';
+import { createDkimSigner } from '../mail/dkim.js';
 import type { Mailer } from '../mail/mailer.js';
 import { createRenderer } from '../mail/render.js';
 import { createResendMailer } from '../mail/resend.js';
@@ -60,6 +61,7 @@ function createMailer(config: Config): Mailer {
   return createSmtpMailer({
     url: config.smtpUrl as string,
     connections: Math.min(config.sendConcurrency, 4),
+    sign: config.dkim ? createDkimSigner(config.dkim) : undefined,
   });
 }
 

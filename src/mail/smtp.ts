@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type { DkimSigner } from './dkim.js';
 import type { Mailer, OutgoingEmail, RawEmail, SendOutcome } from './mailer.js';
 
 export interface SmtpOptions {
@@ -8,6 +9,8 @@ export interface SmtpOptions {
   url: string;
   /** Connections kept open to the server. */
   connections: number;
+  /** Signs every message (DKIM) before it goes out. */
+  sign?: DkimSigner;
 }
 
 /** Messages sent over one connection before it is replaced (some servers cap a session). */
@@ -155,7 +158,8 @@ export function createSmtpMailer(options: SmtpOptions): Mailer {
       const probe: DeliveryProbe = { streams: [] };
       let pooled: PooledConnection | undefined;
       try {
-        const raw = 'raw' in email ? email : await compose(email);
+        const composed = 'raw' in email ? email : await compose(email);
+        const raw = options.sign ? await options.sign(composed) : composed;
         pooled = await acquire();
         await transmit(pooled, raw, probe);
         release(pooled, true);

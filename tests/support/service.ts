@@ -8,6 +8,7 @@ import { docsScriptFromPackage } from '../../src/entry/docs-script.js';
 import { silentLogger } from '../../src/log.js';
 import type { Mailer } from '../../src/mail/mailer.js';
 import { createRenderer } from '../../src/mail/render.js';
+import { createDkimSigner } from '../../src/mail/dkim.js';
 import { createSmtpMailer } from '../../src/mail/smtp.js';
 import { loadTemplates } from '../../src/mail/templates-fs.js';
 import type { TestDatabase } from './db.js';
@@ -50,7 +51,11 @@ export async function createTestService(env: Env = {}): Promise<TestService> {
     ...env,
   });
   const renderer = createRenderer(loadTemplates());
-  const mailer = createSmtpMailer({ url: smtp.url, connections: config.sendConcurrency });
+  const mailer = createSmtpMailer({
+    url: smtp.url,
+    connections: config.sendConcurrency,
+    sign: config.dkim ? createDkimSigner(config.dkim) : undefined,
+  });
   const dispatcher = createDispatcher({ db: database.db, mailer, renderer, config, log: silentLogger });
   const deps: Deps = { config, database, renderer, log: silentLogger, docsScript: docsScriptFromPackage() };
   const app = createApp(deps);
