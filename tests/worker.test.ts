@@ -18,6 +18,7 @@ import type { SmtpSink } from './support/smtp.js';
 import { startSmtpSink } from './support/smtp.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const WRANGLER = fileURLToPath(new URL('../node_modules/wrangler/bin/wrangler.js', import.meta.url));
 
 // A real workerd (`wrangler dev`) running src/entry/worker.ts against PostgreSQL and a real SMTP sink.
 // The Worker needs PostgreSQL, so this runs in the postgres project only.
@@ -59,12 +60,14 @@ describe.skipIf(testDbKind !== 'postgres')('the service as a Cloudflare Worker (
       FEED_URL: feeds.url('/feed.xml'),
       FEED_POLL_SECONDS: '60',
     };
-    const args = ['wrangler', 'dev', '--ip', '127.0.0.1', '--port', String(port), '--test-scheduled'];
+    const args = [WRANGLER, 'dev', '--ip', '127.0.0.1', '--port', String(port), '--test-scheduled'];
     args.push('--persist-to', stateDir, '--inspector-port', String(await freePort()));
     for (const [key, value] of Object.entries(vars)) args.push('--var', `${key}:${value}`);
-    wrangler = spawn('npx', args, {
+    // Its own process group: wrangler starts workerd and esbuild, and all of them must go at the end.
+    wrangler = spawn(process.execPath, args, {
       cwd: ROOT,
       env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false' },
+      detached: true,
     });
     wrangler.stdout?.on('data', (chunk) => {
       output += chunk;
@@ -87,9 +90,17 @@ describe.skipIf(testDbKind !== 'postgres')('the service as a Cloudflare Worker (
   }, 120_000);
 
   afterAll(async () => {
-    wrangler?.kill('SIGTERM');
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    wrangler?.kill('SIGKILL');
+    const group = wrangler?.pid;
+    if (group) {
+      const kill = (signal: NodeJS.Signals) => {
+        try {
+          process.kill(-group, signal);
+        } catch {}
+      };
+      kill('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      kill('SIGKILL');
+    }
     await smtp?.close();
     await feeds?.close();
     if (databaseUrl) await dropServerDatabase(databaseUrl);
