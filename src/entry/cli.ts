@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config.js';
 import { ConfigError, parseConfig } from '../config.js';
 import { openDatabase } from '../db/open.js';
+import { doctorCommand } from '../doctor/cli.js';
 import type { EssayInput, SendoutView } from '../essays/service.js';
 import { essayInput, findEssay, publish, sendoutProgress } from '../essays/service.js';
 import { feedCommand } from '../feed/cli.js';
@@ -18,7 +19,7 @@ Publishes an essay and shows its send-out until every delivery is done.
               a running dispatcher (npm start or npm run worker) sends it
   --no-wait   return once the essay is recorded
 
-Also: npm run cli -- subscribers export|import|erase …, npm run cli -- stats (each with --help)`;
+Also: npm run cli -- subscribers export|import|erase …, npm run cli -- stats, npm run doctor (each with --help)`;
 
 /** What the CLI needs from wherever it publishes: publish once, then ask for progress. */
 interface Publisher {
@@ -32,6 +33,7 @@ class UsageError extends Error {}
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'feed') return feedCommand(rest);
+  if (command === 'doctor') return doctorCommand(rest);
   if (command === 'subscribers' || command === 'stats') return subscribersCommand(command, rest);
   if (command !== 'publish') throw new UsageError(`Unknown command "${command ?? ''}".`);
   const { values, positionals } = parseArgs({

@@ -1,10 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { getConnInfo } from '@hono/node-server/conninfo';
 import { createApp } from '../app.js';
 import type { Config } from '../config.js';
 import { ConfigError, parseConfig } from '../config.js';
+import { withKeyFile } from '../config-file.js';
 import type { Database } from '../db/client.js';
 import { openDatabase } from '../db/open.js';
 import { DatabaseLockedError } from '../db/pglite.js';
@@ -32,18 +32,6 @@ export function createMailer(config: Config, log: Logger): Mailer {
   if (config.smtpUrl)
     return createSmtpMailer({ url: config.smtpUrl, connections: config.sendConcurrency, sign });
   return createOutboxMailer({ dir: join(config.dataDir, 'outbox'), log: (line) => log.info(line) });
-}
-
-/** DKIM_PRIVATE_KEY_FILE: the key read from a file (Node only; a Worker takes DKIM_PRIVATE_KEY as a secret). */
-function withKeyFile(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  if (!env.DKIM_PRIVATE_KEY_FILE || env.DKIM_PRIVATE_KEY) return env;
-  try {
-    return { ...env, DKIM_PRIVATE_KEY: readFileSync(env.DKIM_PRIVATE_KEY_FILE, 'utf8') };
-  } catch (error) {
-    throw new ConfigError(
-      `Invalid configuration:\n  DKIM_PRIVATE_KEY_FILE=${env.DKIM_PRIVATE_KEY_FILE}: cannot read it (${(error as Error).message}).`,
-    );
-  }
 }
 
 /**

@@ -1,0 +1,197 @@
+import { createPrivateKey } from 'node:crypto';
+import type { Config, Env } from '../config.js';
+import { ConfigError, PLACEHOLDER_FROM, parseConfig } from '../config.js';
+import type { Check } from './check.js';
+import { aligned, domainOf, organizationalDomain } from './check.js';
+
+/** Mailbox providers whose DMARC policy refuses their domain in mail sent from anyone else's servers. */
+const MAILBOX_PROVIDERS = new Set([
+  'gmail.com',
+  'googlemail.com',
+  'yahoo.com',
+  'outlook.com',
+  'hotmail.com',
+  'live.com',
+  'icloud.com',
+  'me.com',
+  'aol.com',
+  'proton.me',
+  'protonmail.com',
+  'gmx.com',
+  'gmx.de',
+  'web.de',
+]);
+
+/**
+ * Parses the service's settings as it would at start and checks the ones deliverability depends on.
+ * Without a config (it does not parse) the one check says why, and nothing else can be checked.
+ */
+export function checkConfiguration(env: Env): { config?: Config; checks: Check[] } {
+  let config: Config;
+  try {
+    config = parseConfig(env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    return {
+      checks: [
+        {
+          name: 'configuration',
+          verdict: 'fail',
+          detail: error.message.replace(/^Invalid configuration:\n/, 'the settings do not parse:\n'),
+          fix: 'fix the variables named above; the service refuses to start until then',
+        },
+      ],
+    };
+  }
+  const checks: Check[] = [
+    { name: 'configuration', verdict: 'ok', detail: 'the settings parse as the service reads them' },
+    publicUrl(env, config),
+    sender(config),
+    publisherToken(config),
+    ...dkim(config),
+  ];
+  return { config, checks };
+}
+
+function publicUrl(env: Env, config: Config): Check {
+  const name = 'PUBLIC_URL';
+  if (!env.PUBLIC_URL) {
+    return {
+      name,
+      verdict: 'fail',
+      detail: `not set: links in letters (confirm, unsubscribe) would point at ${config.publicUrl}`,
+      fix: 'set PUBLIC_URL to the https:// address readers reach the service at',
+    };
+  }
+  if (!config.publicUrl.startsWith('https://')) {
+    return {
+      name,
+      verdict: 'warn',
+      detail: `${config.publicUrl} is not https: mail clients offer one-click unsubscribe only for https:// links`,
+      fix: 'serve the service over TLS and set PUBLIC_URL=https://…',
+    };
+  }
+  return { name, verdict: 'ok', detail: `${config.publicUrl} (https, one-click unsubscribe can be offered)` };
+}
+
+function sender(config: Config): Check {
+  const name = 'MAIL_FROM';
+  if (config.mailFrom === PLACEHOLDER_FROM) {
+    return {
+      name,
+      verdict: 'fail',
+      detail: 'not set: letters would go out from the placeholder newsletter@example.invalid',
+      fix: 'set MAIL_FROM="Essays <essays@your-domain>" with a domain whose DNS you control',
+    };
+  }
+  const domain = domainOf(config.mailFrom);
+  if (MAILBOX_PROVIDERS.has(domain)) {
+    return {
+      name,
+      verdict: 'fail',
+      detail: `${domain} is a mailbox provider's domain: its DMARC policy rejects mail from other servers`,
+      fix: 'send from a domain you own (e.g. essays@news.your-site.com) and publish its SPF, DKIM and DMARC',
+    };
+  }
+  return { name, verdict: 'ok', detail: `letters come from ${domain}` };
+}
+
+function publisherToken(config: Config): Check {
+  const name = 'PUBLISHER_TOKEN';
+  if (config.publisherTokenGenerated) {
+    return {
+      name,
+      verdict: 'warn',
+      detail: 'not set: each start makes a new random token, and publishing tools stop working at a restart',
+      fix: 'set PUBLISHER_TOKEN to a long random value, e.g. the output of `openssl rand -hex 32`',
+    };
+  }
+  return { name, verdict: 'ok', detail: 'set' };
+}
+
+/** DKIM is set up, its key is usable, and its domain aligns with MAIL_FROM's (relaxed alignment). */
+function dkim(config: Config): Check[] {
+  if (config.resendApiKey) {
+    return [
+      config.dkim
+        ? {
+            name: 'DKIM setup',
+            verdict: 'warn',
+            detail: 'DKIM_* are set but unused: with RESEND_API_KEY, Resend signs letters with its own key',
+            fix: 'verify the sending domain in the Resend dashboard and publish the records it shows; unset DKIM_*',
+          }
+        : {
+            name: 'DKIM setup',
+            verdict: 'ok',
+            detail: 'Resend signs letters with the key of the domain verified in its dashboard',
+          },
+    ];
+  }
+  if (!config.dkim) {
+    return [
+      {
+        name: 'DKIM setup',
+        verdict: 'warn',
+        detail:
+          'DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY not set: letters are not signed by this service',
+        fix:
+          'unless your SMTP provider signs for your domain, generate a key (see Deliverability in the README) and set ' +
+          'DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE',
+      },
+    ];
+  }
+  const checks: Check[] = [keyCheck(config.dkim.privateKey)];
+  const fromDomain = domainOf(config.mailFrom);
+  if (config.mailFrom === PLACEHOLDER_FROM) return checks;
+  const dkimDomain = config.dkim.domain.toLowerCase();
+  checks.push(
+    aligned(fromDomain, dkimDomain)
+      ? {
+          name: 'alignment',
+          verdict: 'ok',
+          detail:
+            `MAIL_FROM's ${fromDomain} and DKIM_DOMAIN ${dkimDomain} share the organizational domain ` +
+            `${organizationalDomain(fromDomain)} (DMARC relaxed alignment; judged without the public suffix list)`,
+        }
+      : {
+          name: 'alignment',
+          verdict: 'fail',
+          detail: `MAIL_FROM's ${fromDomain} and DKIM_DOMAIN ${dkimDomain} are unrelated: DMARC fails even with a valid signature`,
+          fix: `set DKIM_DOMAIN=${fromDomain} (and publish the key there), or send from an address at ${dkimDomain}`,
+        },
+  );
+  return checks;
+}
+
+function keyCheck(pem: string): Check {
+  const name = 'DKIM setup';
+  try {
+    const key = createPrivateKey(pem);
+    const bits = key.asymmetricKeyDetails?.modulusLength;
+    if (key.asymmetricKeyType === 'rsa' && bits !== undefined && bits < 2048) {
+      return {
+        name,
+        verdict: bits < 1024 ? 'fail' : 'warn',
+        detail: `the RSA key has ${bits} bits: receivers ignore keys under 1024 bits and distrust 1024`,
+        fix: 'generate a 2048-bit key: openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out dkim.pem',
+      };
+    }
+    if (key.asymmetricKeyType !== 'rsa' && key.asymmetricKeyType !== 'ed25519') {
+      return {
+        name,
+        verdict: 'fail',
+        detail: `a ${key.asymmetricKeyType} key: DKIM signs with RSA or Ed25519 only`,
+        fix: 'generate an RSA key: openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out dkim.pem',
+      };
+    }
+    const kind = key.asymmetricKeyType === 'rsa' ? `RSA ${bits} bits` : 'Ed25519';
+    return { name, verdict: 'ok', detail: `letters are signed (${kind} key)` };
+  } catch (error) {
+    return {
+      name,
+      verdict: 'fail',
+      detail: `DKIM_PRIVATE_KEY is not a usable private key (${(error as Error).message})`,
+      fix: 'give the PEM file openssl wrote, whole (-----BEGIN PRIVATE KEY----- …), in DKIM_PRIVATE_KEY_FILE',
+    };
+  }
+}
