@@ -31,8 +31,16 @@ export interface SmtpSink {
   close(): Promise<void>;
 }
 
+export interface SmtpSinkOptions {
+  /** Require AUTH (PLAIN or LOGIN, over plain text) with these credentials; others get 535. */
+  auth?: { user: string; pass: string };
+  /** Offer STARTTLS, with smtp-server's built-in self-signed certificate (which clients refuse). */
+  starttls?: boolean;
+}
+
 /** A real SMTP server on a free port that keeps every email it accepts, parsed with mailparser. */
-export async function startSmtpSink(): Promise<SmtpSink> {
+export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<SmtpSink> {
+  const { auth } = options;
   const waiters: { count: number; resolve: () => void }[] = [];
   const sink: SmtpSink = {
     url: '',
@@ -64,9 +72,15 @@ export async function startSmtpSink(): Promise<SmtpSink> {
   };
 
   const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
+    authOptional: !auth,
+    allowInsecureAuth: true,
+    disabledCommands: [...(options.starttls ? [] : ['STARTTLS']), ...(auth ? [] : ['AUTH'])],
     logger: false,
+    onAuth(login, _session, callback) {
+      if (login.username === auth?.user && login.password === auth?.pass)
+        return callback(null, { user: login.username });
+      callback(Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 }));
+    },
     size: 10 * 1024 * 1024,
     onRcptTo(address, session, callback) {
       const reply = sink.onRecipient?.(address.address.toLowerCase(), session);
