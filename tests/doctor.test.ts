@@ -381,7 +381,7 @@ describe('the configuration check', () => {
     expect(byName({ ...base, PUBLISHER_TOKEN: undefined }).get('PUBLISHER_TOKEN')?.verdict).toBe('warn');
   });
 
-  it('warns when DKIM is not configured, and fails a key receivers ignore', () => {
+  it('warns when DKIM is not configured, and about a 1024-bit key', () => {
     const { DKIM_DOMAIN: _d, DKIM_SELECTOR: _s, DKIM_PRIVATE_KEY: _k, ...unsigned } = base;
     expect(byName(unsigned).get('DKIM setup')?.verdict).toBe('warn');
     const small = generateKeyPairSync('rsa', { modulusLength: 1024 })

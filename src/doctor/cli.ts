@@ -52,7 +52,7 @@ export function formatReport(report: DoctorReport, options: { allRecords?: boole
   const count = (verdict: Verdict) => report.checks.filter((c) => c.verdict === verdict).length;
   lines.push(
     '',
-    `${count('ok')} ok, ${count('warn')} warnings, ${count('fail')} failed, ${count('skip')} skipped.`,
+    `${count('ok')} ok, ${count('warn')} ${count('warn') === 1 ? 'warning' : 'warnings'}, ${count('fail')} failed, ${count('skip')} skipped.`,
   );
   const records = report.records.filter((r) => options.allRecords || r.needed);
   if (records.length > 0) {

@@ -150,8 +150,10 @@ function dkim(config: Config): Check[] {
           name: 'alignment',
           verdict: 'ok',
           detail:
-            `MAIL_FROM's ${fromDomain} and DKIM_DOMAIN ${dkimDomain} share the organizational domain ` +
-            `${organizationalDomain(fromDomain)} (DMARC relaxed alignment; judged without the public suffix list)`,
+            fromDomain === dkimDomain
+              ? `DKIM_DOMAIN is MAIL_FROM's domain, ${dkimDomain}: DMARC sees the signature as aligned`
+              : `${dkimDomain} (DKIM_DOMAIN) and ${fromDomain} (MAIL_FROM) share the organizational domain ` +
+                `${organizationalDomain(fromDomain)}: aligned for DMARC's relaxed mode (judged without the public suffix list)`,
         }
       : {
           name: 'alignment',
@@ -184,8 +186,8 @@ function keyCheck(pem: string): Check {
         fix: 'generate an RSA key: openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out dkim.pem',
       };
     }
-    const kind = key.asymmetricKeyType === 'rsa' ? `RSA ${bits} bits` : 'Ed25519';
-    return { name, verdict: 'ok', detail: `letters are signed (${kind} key)` };
+    const kind = key.asymmetricKeyType === 'rsa' ? `a ${bits}-bit RSA key` : 'an Ed25519 key';
+    return { name, verdict: 'ok', detail: `letters are signed with ${kind}` };
   } catch (error) {
     return {
       name,
