@@ -9,6 +9,7 @@ import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { formatReport } from '../src/doctor/cli.js';
 import { checkConfiguration } from '../src/doctor/configuration.js';
+import { checkDatabase } from '../src/doctor/database.js';
 import { checkDkim, checkDmarc, checkSpf, dkimSuggestion } from '../src/doctor/dns.js';
 import { runDoctor } from '../src/doctor/doctor.js';
 import { checkSmtp, maskedSmtpUrl } from '../src/doctor/smtp.js';
@@ -348,6 +349,43 @@ describe('the DNS checks', () => {
     const check = await checkDmarc(resolver, `news.${DOMAIN}`);
     expect(check.verdict).toBe('ok');
     expect(check.detail).toContain(`p=reject (inherited from _dmarc.${DOMAIN})`);
+  });
+});
+
+describe('the database check', () => {
+  it('fails a PostgreSQL server that does not answer, without showing its password', async () => {
+    const url = `postgres://oneletter:db-secret@127.0.0.1:${await freePort()}/oneletter`;
+    const check = await checkDatabase({ databaseUrl: url, dataDir: './data' });
+    expect(check.verdict).toBe('fail');
+    expect(check.detail).toContain('PostgreSQL at 127.0.0.1:');
+    expect(`${check.detail}${check.fix}`).not.toContain('db-secret');
+  });
+
+  it('leaves the embedded database closed and checks that its folder can be made', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'oneletter-doctor-db-'));
+    try {
+      const check = await checkDatabase({ dataDir: join(dir, 'data') });
+      expect(check).toMatchObject({ verdict: 'ok' });
+      expect(check.detail).toContain('created in');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the DMARC check with strict alignment', () => {
+  let dns: DnsServer;
+  beforeAll(async () => {
+    dns = await startDnsServer({ [`_dmarc.${DOMAIN}`]: ['v=DMARC1; p=reject; adkim=s'] });
+  });
+  afterAll(() => dns?.close());
+
+  it('fails adkim=s when the signing domain is a subdomain, and takes the exact domain', async () => {
+    const resolver = resolverFor(dns);
+    const strict = await checkDmarc(resolver, DOMAIN, `mail.${DOMAIN}`);
+    expect(strict.verdict).toBe('fail');
+    expect(strict.fix).toContain(`DKIM_DOMAIN=${DOMAIN}`);
+    expect((await checkDmarc(resolver, DOMAIN, DOMAIN)).verdict).toBe('ok');
   });
 });
 

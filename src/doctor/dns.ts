@@ -198,8 +198,11 @@ export function dmarcSuggestion(domain: string): SuggestedRecord {
   };
 }
 
-/** DMARC at `_dmarc.<domain>`, else at the organizational domain's: its policy and whether reports are asked for. */
-export async function checkDmarc(resolver: TxtResolver, domain: string): Promise<Check> {
+/**
+ * DMARC at `_dmarc.<domain>`, else at the organizational domain's: its policy, whether reports are asked
+ * for, and (given the DKIM signing domain) whether a strict alignment (adkim=s) lets the signature count.
+ */
+export async function checkDmarc(resolver: TxtResolver, domain: string, dkimDomain?: string): Promise<Check> {
   const name = 'DMARC';
   const org = organizationalDomain(domain);
   let found: { at: string; records: string[] } | undefined;
@@ -242,6 +245,14 @@ export async function checkDmarc(resolver: TxtResolver, domain: string): Promise
     ? `aggregate reports go to ${record.get('rua')}`
     : 'no rua=: nobody receives the aggregate reports';
   const inherited = found.at === domain ? '' : ` (inherited from ${where})`;
+  if (record.get('adkim')?.toLowerCase() === 's' && dkimDomain && dkimDomain.toLowerCase() !== domain) {
+    return {
+      name,
+      verdict: 'fail',
+      detail: `adkim=s (strict) at ${where}: only a signature by ${domain} itself counts, and DKIM_DOMAIN is ${dkimDomain}`,
+      fix: `set DKIM_DOMAIN=${domain} and publish the key there, or remove adkim=s (relaxed is the default)`,
+    };
+  }
   if (policy === 'reject' || policy === 'quarantine') {
     return { name, verdict: 'ok', detail: `p=${policy}${inherited}; ${reports}` };
   }

@@ -59,7 +59,7 @@ export async function runDoctor(env: Env, options: DoctorOptions = {}): Promise<
     mailCheck(config, options),
     fromDomain ? checkSpf(resolver, fromDomain) : noDomain('SPF'),
     dkim ? checkDkim(resolver, dkim) : Promise.resolve(dkimSkipped(Boolean(config.resendApiKey))),
-    fromDomain ? checkDmarc(resolver, fromDomain) : noDomain('DMARC'),
+    fromDomain ? checkDmarc(resolver, fromDomain, dkim?.domain) : noDomain('DMARC'),
   ]);
   const records: DoctorReport['records'] = [];
   if (fromDomain) records.push({ ...spfSuggestion(fromDomain), needed: spf.verdict !== 'ok' });
