@@ -257,8 +257,13 @@ describe('the DNS checks', () => {
     expect(check.fix).toBe(`add TXT "v=spf1 include:<your SMTP provider> -all" at ${DOMAIN}`);
   });
 
-  it('fails a domain that does not exist in DNS the same way', async () => {
-    expect((await checkSpf(resolver, 'nowhere.test')).verdict).toBe('fail');
+  it('fails a domain that does not exist in DNS, and says the resolver may be the cause', async () => {
+    const check = await checkSpf(resolver, 'nowhere.test');
+    expect(check).toMatchObject({
+      verdict: 'fail',
+      detail: expect.stringContaining('does not exist in DNS'),
+    });
+    expect(check.fix).toContain('--dns');
   });
 
   it('fails two SPF records, which receivers treat as an error', async () => {

@@ -7,21 +7,26 @@ export interface TxtResolver {
   resolveTxt(name: string): Promise<string[][]>;
 }
 
-/** The name says there is no such record (NXDOMAIN, or the name exists without TXT records). */
-const NO_RECORD = new Set(['ENODATA', 'ENOTFOUND']);
-
 /** A look-up that got no usable answer: DNS is not reachable from here, which is not the domain's fault. */
 class DnsUnreachable extends Error {}
 
-/** The TXT records at a name, each record's strings joined as RFC 7208 and RFC 6376 say; [] when none. */
-async function txt(resolver: TxtResolver, name: string): Promise<string[]> {
+/**
+ * The TXT records at a name, each record's strings joined as RFC 7208 and RFC 6376 say ([] when none), and
+ * whether the name exists at all (NXDOMAIN: it does not).
+ */
+async function lookup(resolver: TxtResolver, name: string): Promise<{ records: string[]; exists: boolean }> {
   try {
-    return (await resolver.resolveTxt(name)).map((chunks) => chunks.join(''));
+    return { records: (await resolver.resolveTxt(name)).map((chunks) => chunks.join('')), exists: true };
   } catch (error) {
     const code = (error as { code?: string }).code ?? '';
-    if (NO_RECORD.has(code)) return [];
+    if (code === 'ENODATA') return { records: [], exists: true };
+    if (code === 'ENOTFOUND') return { records: [], exists: false };
     throw new DnsUnreachable(code || (error as Error).message);
   }
+}
+
+async function txt(resolver: TxtResolver, name: string): Promise<string[]> {
+  return (await lookup(resolver, name)).records;
 }
 
 function unreachable(name: string, error: unknown): Check {
@@ -47,12 +52,21 @@ export function spfSuggestion(domain: string): SuggestedRecord {
 /** SPF at the sender's domain: exactly one v=spf1 record that ends by refusing everyone else. */
 export async function checkSpf(resolver: TxtResolver, domain: string): Promise<Check> {
   const name = 'SPF';
-  let records: string[];
+  let found: { records: string[]; exists: boolean };
   try {
-    records = (await txt(resolver, domain)).filter((r) => /^v=spf1(\s|$)/i.test(r.trim()));
+    found = await lookup(resolver, domain);
   } catch (error) {
     return unreachable(name, error);
   }
+  if (!found.exists) {
+    return {
+      name,
+      verdict: 'fail',
+      detail: `${domain} does not exist in DNS (NXDOMAIN), so receivers refuse its mail`,
+      fix: "check MAIL_FROM's domain; if it does exist, this host's resolver is not the public DNS: try --dns 1.1.1.1",
+    };
+  }
+  const records = found.records.filter((r) => /^v=spf1(\s|$)/i.test(r.trim()));
   const suggestion = spfSuggestion(domain).value;
   if (records.length === 0) {
     return {
