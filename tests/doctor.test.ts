@@ -161,6 +161,17 @@ describe('npm run doctor', () => {
     expect(report.records.find((r) => r.name === KEY_NAME)).toMatchObject({ needed: true });
   });
 
+  it('fails a DKIM key that does not load, and looks for no record of it', async () => {
+    const broken = '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----';
+    const { DKIM_PRIVATE_KEY_FILE: _, ...rest } = env;
+    const report = await runDoctor({ ...rest, DKIM_PRIVATE_KEY: broken }, { resolver: resolverFor(dns) });
+    const byName = new Map(report.checks.map((c) => [c.name, c]));
+    expect(byName.get('DKIM setup')).toMatchObject({ verdict: 'fail' });
+    expect(byName.get('DKIM setup')?.detail).toContain('not a usable private key');
+    expect(byName.get('DKIM')).toMatchObject({ verdict: 'skip' });
+    expect(report.records.map((r) => r.name)).not.toContain(KEY_NAME);
+  });
+
   it('skips the DNS checks when no DNS server listens at all', async () => {
     const closed = new Resolver({ timeout: 300, tries: 1 });
     closed.setServers([`127.0.0.1:${await freePort()}`]);

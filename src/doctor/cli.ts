@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { describeError } from '../log.js';
 import type { Verdict } from './check.js';
 import type { DoctorReport } from './doctor.js';
 import { runDoctor } from './doctor.js';
@@ -34,7 +35,13 @@ export async function doctorCommand(args: string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`);
     return 0;
   }
-  const report = await runDoctor(process.env, { dnsServers: values.dns });
+  let report: DoctorReport;
+  try {
+    report = await runDoctor(process.env, { dnsServers: values.dns });
+  } catch (error) {
+    process.stderr.write(`The doctor could not finish: ${describeError(error).error}\n`);
+    return 1;
+  }
   process.stdout.write(formatReport(report, { allRecords: values.records }));
   return report.checks.some((c) => c.verdict === 'fail') ? 1 : 0;
 }

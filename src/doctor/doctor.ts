@@ -39,7 +39,14 @@ export async function runDoctor(env: Env, options: DoctorOptions = {}): Promise<
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     return {
-      checks: [{ name: 'configuration', verdict: 'fail', detail: error.message, fix: 'fix the path' }],
+      checks: [
+        {
+          name: 'configuration',
+          verdict: 'fail',
+          detail: error.message,
+          fix: 'point DKIM_PRIVATE_KEY_FILE at the PEM file, readable by this user',
+        },
+      ],
       records: [],
     };
   }
@@ -48,6 +55,8 @@ export async function runDoctor(env: Env, options: DoctorOptions = {}): Promise<
   const resolver = options.resolver ?? systemResolver(options.dnsServers);
   const fromDomain = config.mailFrom === PLACEHOLDER_FROM ? undefined : domainOf(config.mailFrom);
   const dkim = config.resendApiKey ? undefined : config.dkim;
+  // A key the DKIM setup check refused has no public half to look for.
+  const keyRefused = checks.some((c) => c.name === 'DKIM setup' && c.verdict === 'fail');
 
   const noDomain = (name: string): Check => ({
     name,
@@ -58,12 +67,12 @@ export async function runDoctor(env: Env, options: DoctorOptions = {}): Promise<
     checkDatabase(config),
     mailCheck(config, options),
     fromDomain ? checkSpf(resolver, fromDomain) : noDomain('SPF'),
-    dkim ? checkDkim(resolver, dkim) : Promise.resolve(dkimSkipped(Boolean(config.resendApiKey))),
+    dkim && !keyRefused ? checkDkim(resolver, dkim) : dkimSkipped(config.resendApiKey, keyRefused),
     fromDomain ? checkDmarc(resolver, fromDomain, dkim?.domain) : noDomain('DMARC'),
   ]);
   const records: DoctorReport['records'] = [];
   if (fromDomain) records.push({ ...spfSuggestion(fromDomain), needed: spf.verdict !== 'ok' });
-  if (dkim) {
+  if (dkim && !keyRefused) {
     records.push({
       ...dkimSuggestion(dkim.domain, dkim.selector, dkim.privateKey),
       needed: dkimCheck.verdict !== 'ok',
@@ -97,12 +106,15 @@ function mailCheck(
   return checkSmtp(config.smtpUrl, { timeoutMs: options.smtpTimeoutMs });
 }
 
-function dkimSkipped(resend: boolean): Check {
-  return resend
-    ? {
-        name: 'DKIM',
-        verdict: 'skip',
-        detail: 'Resend signs letters: its dashboard shows whether the domain verified',
-      }
-    : { name: 'DKIM', verdict: 'skip', detail: 'DKIM is not configured: no key to look up' };
+function dkimSkipped(resend: string | undefined, keyRefused: boolean): Check {
+  const name = 'DKIM';
+  if (resend) {
+    return {
+      name,
+      verdict: 'skip',
+      detail: 'Resend signs letters: its dashboard shows whether the domain verified',
+    };
+  }
+  if (keyRefused) return { name, verdict: 'skip', detail: 'no usable key to compare (see DKIM setup)' };
+  return { name, verdict: 'skip', detail: 'DKIM is not configured: no key to look up' };
 }
