@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rows } from '../src/db/client.js';
+import { subjectPublicKeyInfo } from '../src/webhooks/sns.js';
 import { errorIn } from './support/reader.js';
 import { seedSubscribers } from './support/sendout.js';
 import type { TestService } from './support/service.js';
@@ -8,6 +9,8 @@ import { createTestService } from './support/service.js';
 import type { SnsFields, SnsFixture } from './support/sns.js';
 import {
   CERT_PATH,
+  EC_CERT_PATH,
+  GARBAGE_CERT_PATH,
   notification,
   OTHER_CERT_PATH,
   SNS_ORIGIN,
@@ -161,6 +164,25 @@ describe('the signing certificate must be Amazon’s, fetched over https from an
       sns.privateKeyPem,
     );
     await expectRefused(snsRequest(m), 401, 'signature_invalid');
+  });
+
+  it('a certificate that is not RSA, or not a certificate at all', async () => {
+    for (const path of [EC_CERT_PATH, GARBAGE_CERT_PATH]) {
+      const m = sign(notification(bounce(), { SigningCertURL: `${SNS_ORIGIN}${path}` }), sns.privateKeyPem);
+      await expectRefused(snsRequest(m), 401, 'signature_invalid');
+    }
+  });
+
+  it('the certificate reader takes any truncated or corrupted DER without throwing', () => {
+    const base64 = sns.certificatePem.replace(/-----[^-]+-----|\s/g, '');
+    const der = Uint8Array.from(Buffer.from(base64, 'base64'));
+    expect(subjectPublicKeyInfo(der)?.length).toBeGreaterThan(256);
+    for (let n = 0; n < der.length; n++) expect(subjectPublicKeyInfo(der.slice(0, n))).toBeUndefined();
+    for (let i = 0; i < 64; i++) {
+      const corrupted = der.slice();
+      corrupted[i] = (corrupted[i] as number) ^ 0xff;
+      expect(() => subjectPublicKeyInfo(corrupted)).not.toThrow();
+    }
   });
 
   it('Amazon failing to serve the certificate answers 502 (SNS retries), and the next try works', async () => {

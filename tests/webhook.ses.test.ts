@@ -255,6 +255,26 @@ describe('other messages on the topic', () => {
     expect(sns.foreignFetches).toEqual([]);
   });
 
+  it('a notification larger than BODY_LIMIT_BYTES (SES includes the original headers) is accepted', async () => {
+    const [big] = addresses('big-headers', 1) as [string];
+    await seedSubscribers(s.database.db, 'confirmed', [big]);
+    const message = sesBounce([big]);
+    const headers = Array.from({ length: 400 }, (_, i) => ({
+      name: `X-Header-${i}`,
+      value: 'v'.repeat(200),
+    }));
+    const body = snsRequest(signed({ ...message, mail: { ...message.mail, headers } }));
+    expect(String(body.body).length).toBeGreaterThan(s.config.bodyLimitBytes * 4);
+    const res = await s.app.request('/webhooks/ses', body);
+    expect(res.status).toBe(200);
+    expect((await detail(big)).subscriber.status).toBe('bounced');
+  });
+
+  it('the OpenAPI document describes the endpoint', async () => {
+    const doc = (await (await s.app.request('/openapi.json')).json()) as { paths: Record<string, unknown> };
+    expect(doc.paths['/webhooks/ses']).toHaveProperty('post');
+  });
+
   it('the logs name no full address', async () => {
     const [secret] = addresses('log-check', 1) as [string];
     await seedSubscribers(s.database.db, 'confirmed', [secret]);

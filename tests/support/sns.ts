@@ -20,9 +20,13 @@ export const SNS_ORIGIN = `https://sns.${REGION}.amazonaws.com`;
 export const CERT_PATH = '/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem';
 /** A certificate of a different key, also "on Amazon's host": a message signed with our key fails against it. */
 export const OTHER_CERT_PATH = '/SimpleNotificationService-0000000000000000000000000000other.pem';
+/** An elliptic-curve certificate (SNS signs with RSA only) and a PEM whose content is not a certificate. */
+export const EC_CERT_PATH = '/SimpleNotificationService-ec.pem';
+export const GARBAGE_CERT_PATH = '/SimpleNotificationService-garbage.pem';
 
 export interface SnsFixture {
   privateKeyPem: string;
+  certificatePem: string;
   /** Every request the local "Amazon" received: method and path with query. */
   requests: string[];
   /** The fetch to give the app. Counts calls to hosts other than Amazon's SNS (they throw). */
@@ -33,16 +37,23 @@ export interface SnsFixture {
   close(): Promise<void>;
 }
 
-function makeCertificate(dir: string, name: string): { key: string; cert: string } {
+function makeCertificate(
+  dir: string,
+  name: string,
+  keyType: 'rsa' | 'ec' = 'rsa',
+): { key: string; cert: string } {
   const keyFile = join(dir, `${name}.key`);
   const certFile = join(dir, `${name}.pem`);
+  const newKey =
+    keyType === 'rsa'
+      ? ['-newkey', 'rsa:2048']
+      : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
   execFileSync(
     'openssl',
     [
       'req',
       '-x509',
-      '-newkey',
-      'rsa:2048',
+      ...newKey,
       '-nodes',
       '-keyout',
       keyFile,
@@ -63,10 +74,12 @@ export async function startFakeSns(): Promise<SnsFixture> {
   const dir = mkdtempSync(join(tmpdir(), 'oneletter-sns-'));
   const main = makeCertificate(dir, 'sns');
   const other = makeCertificate(dir, 'other');
+  const ec = makeCertificate(dir, 'ec', 'ec');
   rmSync(dir, { recursive: true, force: true });
 
   const fixture: SnsFixture = {
     privateKeyPem: main.key,
+    certificatePem: main.cert,
     requests: [],
     foreignFetches: [],
     fetch: async () => {
@@ -85,6 +98,15 @@ export async function startFakeSns(): Promise<SnsFixture> {
     if (url.pathname === CERT_PATH || url.pathname === OTHER_CERT_PATH) {
       res.writeHead(200, { 'content-type': 'application/x-x509-ca-cert' });
       res.end(url.pathname === CERT_PATH ? main.cert : other.cert);
+      return;
+    }
+    if (url.pathname === EC_CERT_PATH || url.pathname === GARBAGE_CERT_PATH) {
+      res.writeHead(200, { 'content-type': 'application/x-x509-ca-cert' });
+      res.end(
+        url.pathname === EC_CERT_PATH
+          ? ec.cert
+          : '-----BEGIN CERTIFICATE-----\nMIIBAAAAAAAAAAAA\n-----END CERTIFICATE-----\n',
+      );
       return;
     }
     if (url.pathname === '/' && url.searchParams.get('Action') === 'ConfirmSubscription') {
