@@ -10,6 +10,7 @@ import { feedRoutes } from './feed/routes.js';
 import { DOCS_CSP, openApiRoutes } from './openapi.js';
 import { IMPORT_PATH, subscriberRoutes } from './subscribers/routes.js';
 import { subscriptionRoutes } from './subscriptions/routes.js';
+import { SES_WEBHOOK_PATH, sesWebhookRoutes } from './webhooks/ses.js';
 
 /** Builds the HTTP app over its dependencies. Imports no runtime and no database driver. */
 export function createApp(deps: Deps): Hono<AppEnv> {
@@ -54,10 +55,10 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     }),
   );
 
-  // The subscriber import is streamed and has its own, larger limit (IMPORT_LIMIT_BYTES).
+  // The subscriber import is streamed and has its own, larger limit (IMPORT_LIMIT_BYTES); SNS messages have theirs.
   app.use(
     except(
-      IMPORT_PATH,
+      [IMPORT_PATH, SES_WEBHOOK_PATH],
       bodyLimit({
         maxSize: config.bodyLimitBytes,
         onError: () => {
@@ -107,6 +108,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.route('/', essayRoutes(deps));
   app.route('/', feedRoutes(deps));
   app.route('/', subscriberRoutes(deps));
+  app.route('/', sesWebhookRoutes(deps));
   openApiRoutes(app, deps);
 
   app.notFound((c) =>

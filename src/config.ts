@@ -101,6 +101,23 @@ const schema = z.object({
     .url({ protocol: /^https?$/, error: 'expected the http:// or https:// address of an RSS or Atom feed' })
     .optional(),
   FEED_POLL_SECONDS: int(10, 86_400).default(300),
+  SES_SNS_TOPIC_ARN: z
+    .string()
+    .default('')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    )
+    .pipe(
+      z.array(
+        z.string().regex(/^arn:aws(?:-[a-z]+)*:sns:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}$/, {
+          error:
+            'expected the ARN of the SNS topic SES notifies, e.g. arn:aws:sns:us-east-1:123456789012:ses-events',
+        }),
+      ),
+    ),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -146,6 +163,11 @@ export interface Config {
   /** The site's RSS or Atom feed, watched by the dispatcher process; unset: no watcher. */
   feedUrl?: string;
   feedPollMs: number;
+  /**
+   * The SNS topics whose Amazon SES bounce and complaint notifications POST /webhooks/ses accepts; empty: the
+   * endpoint is off (404).
+   */
+  sesSnsTopicArns: string[];
   /** Things an operator should hear about at start, none fatal. */
   warnings: string[];
 }
@@ -237,6 +259,7 @@ export function parseConfig(env: Env): Config {
     importLimitBytes: e.IMPORT_LIMIT_BYTES,
     feedUrl: e.FEED_URL,
     feedPollMs: e.FEED_POLL_SECONDS * 1000,
+    sesSnsTopicArns: e.SES_SNS_TOPIC_ARN,
     warnings,
   };
 }

@@ -14,6 +14,8 @@ export interface Deps {
   kick?: () => void;
   /** The API reference page's script (Scalar's standalone bundle), served at /docs/scalar.js; absent: none. */
   docsScript?: () => Promise<Uint8Array | undefined>;
+  /** Outgoing HTTP (SNS signing certificates, subscription confirmations); the global fetch when absent. */
+  fetch?: typeof fetch;
   /** The address of the peer that sent the request (the runtime knows it: a socket, a platform header). */
   peerAddress?: (c: Context) => string | undefined;
 }

@@ -9,6 +9,8 @@ export const errorStatus = {
   malformed_json: 400,
   invalid_cursor: 400,
   unauthorized: 401,
+  signature_invalid: 401,
+  topic_not_allowed: 401,
   forbidden_origin: 403,
   not_found: 404,
   token_invalid: 404,
@@ -22,6 +24,8 @@ export const errorStatus = {
   invalid_redirect: 422,
   rate_limited: 429,
   internal: 500,
+  certificate_unavailable: 502,
+  confirmation_failed: 502,
   database_unavailable: 503,
 } as const satisfies Record<string, ContentfulStatusCode>;
 
@@ -57,12 +61,13 @@ const titles: Partial<Record<number, string>> = {
   422: 'Please check what you entered',
   429: 'Too many attempts',
   500: 'Something went wrong',
+  502: 'Temporarily unavailable',
   503: 'Temporarily unavailable',
 };
 
 /** Whether the client wants JSON rather than an HTML page. */
 export function wantsJson(c: Context): boolean {
-  if (c.req.path.startsWith('/api/')) return true;
+  if (c.req.path.startsWith('/api/') || c.req.path.startsWith('/webhooks/')) return true;
   const accept = c.req.header('accept') ?? '';
   if (/application\/json/i.test(accept) && !/text\/html/i.test(accept)) return true;
   return /^application\/(.+\+)?json/i.test(c.req.header('content-type') ?? '');

@@ -5,6 +5,7 @@ import { AppError } from './errors.js';
 import { essayInput, SLUG_SHAPE } from './essays/service.js';
 import { errorBody, sendoutView } from './subscribers/schemas.js';
 import { subscribeInput } from './subscriptions/service.js';
+import { SES_WEBHOOK_PATH } from './webhooks/ses.js';
 
 /**
  * The OpenAPI document (/openapi.json) and its reference page (/docs). The publisher's subscriber routes
@@ -48,7 +49,7 @@ const token = z.object({
     .openapi({ param: { name: 'token', in: 'path' }, description: 'The token from the email link.' }),
 });
 
-/** The routes of src/subscriptions, src/essays, src/feed and app.ts, as the handlers there validate them. */
+/** The routes of src/subscriptions, src/essays, src/feed, src/webhooks and app.ts, as the handlers there validate them. */
 function describeEarlierRoutes(app: OpenAPIHono<AppEnv>): void {
   const r = app.openAPIRegistry;
   const security = [{ publisherToken: [] }];
@@ -208,6 +209,56 @@ function describeEarlierRoutes(app: OpenAPIHono<AppEnv>): void {
       401: unauthorized,
       404: json(errorBody, 'No feed watched, or no such entry.'),
       422: json(errorBody, 'The entry has no usable link or title.'),
+    },
+  });
+
+  r.registerPath({
+    method: 'post',
+    path: SES_WEBHOOK_PATH,
+    tags: ['Webhooks'],
+    summary: 'Amazon SES bounces and complaints, through Amazon SNS',
+    description:
+      'Only when SES_SNS_TOPIC_ARN is set (404 otherwise). Takes the messages an SNS HTTPS subscription posts ' +
+      '(`text/plain` JSON, raw message delivery off), checks Amazon’s signature (SignatureVersion 1 or 2) with ' +
+      'the certificate at SigningCertURL on an Amazon SNS host, the topic and the timestamp (at most an hour ' +
+      'old). A permanent bounce marks the address bounced; a complaint unsubscribes it (history: `complained`); ' +
+      'a SubscriptionConfirmation is confirmed by visiting its SubscribeURL. Other notifications are ignored.',
+    request: {
+      body: {
+        required: true,
+        content: {
+          'text/plain': {
+            schema: z.string().openapi({
+              description: 'The SNS message: Type, MessageId, TopicArn, Message, Timestamp, Signature…',
+            }),
+          },
+        },
+      },
+    },
+    responses: {
+      200: json(
+        z
+          .object({
+            status: z.enum(['processed', 'ignored', 'confirmed', 'noted']),
+            type: z.string().optional().openapi({ description: 'The SES notification type, e.g. Bounce.' }),
+            changed: z
+              .number()
+              .int()
+              .optional()
+              .openapi({ description: 'Subscribers whose status changed.' }),
+            reason: z.string().optional(),
+          })
+          .openapi('WebhookOutcome'),
+        'Accepted: processed, or nothing to do.',
+      ),
+      400: json(errorBody, 'Not an SNS message.'),
+      401: json(errorBody, 'Not signed by Amazon SNS, not a configured topic, or too old.'),
+      404: json(errorBody, 'SES_SNS_TOPIC_ARN is not set.'),
+      413: json(errorBody, 'The body is too large.'),
+      502: json(
+        errorBody,
+        'Amazon could not be reached to fetch the certificate or confirm the subscription.',
+      ),
     },
   });
 }

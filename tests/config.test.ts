@@ -97,11 +97,27 @@ describe('configuration from environment variables', () => {
     ['CONFIRM_RESEND_MINUTES', '-1'],
     ['CONFIRM_TOKEN_TTL_HOURS', '0'],
     ['BODY_LIMIT_BYTES', 'lots'],
+    ['SES_SNS_TOPIC_ARN', 'ses-notifications'],
+    ['SES_SNS_TOPIC_ARN', 'arn:aws:sqs:us-east-1:123456789012:queue'],
+    ['SES_SNS_TOPIC_ARN', 'arn:aws:sns:us-east-1:123456789012:ok,arn:aws:sns:us-east-1:1234:short-account'],
   ])('%s=%s is refused with a ConfigError that names the variable', (name, value) => {
     const error = configError({ [name]: value });
     expect(error.name).toBe('ConfigError');
     expect(error.message).toContain(name);
     expect(error.message).toMatch(/expected/);
+  });
+
+  it('SES_SNS_TOPIC_ARN takes one or more topic ARNs; unset, the SES webhook is off', () => {
+    expect(parseConfig({}).sesSnsTopicArns).toEqual([]);
+    expect(
+      parseConfig({
+        SES_SNS_TOPIC_ARN:
+          'arn:aws:sns:eu-west-1:123456789012:ses-events, arn:aws-cn:sns:cn-north-1:123456789012:ses_cn',
+      }).sesSnsTopicArns,
+    ).toEqual([
+      'arn:aws:sns:eu-west-1:123456789012:ses-events',
+      'arn:aws-cn:sns:cn-north-1:123456789012:ses_cn',
+    ]);
   });
 
   it('every bad variable is named at once, so the operator fixes them in one go', () => {

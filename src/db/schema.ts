@@ -146,13 +146,17 @@ export const erasedDeliveries = pgTable(
   (t) => [primaryKey({ name: 'erased_deliveries_pkey', columns: [t.essayId, t.status] })],
 );
 
-/** What happened to a subscriber, for their history (bounces are read from subscribers.bounced_at). */
+/**
+ * What happened to a subscriber, for their history (bounces are read from subscribers.bounced_at).
+ * `complained`: their mail provider reported an essay as spam (Amazon SES complaint); they are unsubscribed.
+ */
 export const subscriberEventKind = pgEnum('subscriber_event_kind', [
   'subscribed',
   'imported',
   'confirmed',
   'unsubscribed',
   'bounced',
+  'complained',
 ]);
 
 export const subscriberEvents = pgTable(

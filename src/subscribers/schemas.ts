@@ -91,7 +91,9 @@ export const subscriberPage = z
 
 export const subscriberEvent = z
   .object({
-    kind: z.enum(['subscribed', 'imported', 'confirmed', 'unsubscribed', 'bounced']),
+    kind: z.enum(['subscribed', 'imported', 'confirmed', 'complained', 'unsubscribed', 'bounced']).openapi({
+      description: '`complained`: their mail provider reported an essay as spam; they were unsubscribed.',
+    }),
     at: z.string().openapi({ format: 'date-time' }),
   })
   .openapi('SubscriberEvent');

@@ -147,7 +147,7 @@ export async function subscriberDetail(db: Db, ref: string): Promise<SubscriberD
                             ('unsubscribed', s.unsubscribed_at), ('bounced', s.bounced_at)) as k(kind, at)
           where s.id = ${subscriber.id} and k.at is not null
         ) h
-        order by at, array_position(array['subscribed','imported','confirmed','unsubscribed','bounced'], kind)`,
+        order by at, array_position(array['subscribed','imported','confirmed','complained','unsubscribed','bounced'], kind)`,
   );
   const essays = await rows<{
     slug: string;

@@ -35,8 +35,14 @@ export interface TestService {
   close(): Promise<void>;
 }
 
-/** Builds the whole service for a test file. Pass env to change settings as an operator would. */
-export async function createTestService(env: Env = {}): Promise<TestService> {
+/**
+ * Builds the whole service for a test file. Pass env to change settings as an operator would, and `deps` to
+ * give the app its outgoing fetch or a logger to read.
+ */
+export async function createTestService(
+  env: Env = {},
+  deps: Partial<Pick<Deps, 'fetch' | 'log'>> = {},
+): Promise<TestService> {
   const [database, smtp] = await Promise.all([createTestDatabase(), startSmtpSink()]);
   const config = parseConfig({
     PUBLIC_URL,
@@ -57,8 +63,14 @@ export async function createTestService(env: Env = {}): Promise<TestService> {
     sign: config.dkim ? createDkimSigner(config.dkim) : undefined,
   });
   const dispatcher = createDispatcher({ db: database.db, mailer, renderer, config, log: silentLogger });
-  const deps: Deps = { config, database, renderer, log: silentLogger, docsScript: docsScriptFromPackage() };
-  const app = createApp(deps);
+  const app = createApp({
+    config,
+    database,
+    renderer,
+    log: silentLogger,
+    docsScript: docsScriptFromPackage(),
+    ...deps,
+  });
   return {
     app,
     config,

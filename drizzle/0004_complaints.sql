@@ -1,0 +1,1 @@
+ALTER TYPE "public"."subscriber_event_kind" ADD VALUE 'complained';

@@ -1,0 +1,49 @@
+import { sql } from 'drizzle-orm';
+import type { Db } from '../db/client.js';
+import { rows } from '../db/client.js';
+
+/**
+ * What a mail provider's report does to the list, by address. Both are single statements that change only
+ * subscribers who could still get mail (pending or confirmed), so a report delivered twice changes nothing more.
+ * Deliveries of a send-out under way are skipped by the dispatcher, which checks the status as it hands each
+ * one to the mail server.
+ */
+
+const addressesJson = (addresses: string[]) => JSON.stringify(addresses.map((a) => a.toLowerCase()));
+
+/**
+ * A hard bounce: the same suppression as an SMTP 5xx answer (dispatch/queries.ts markBounced): status
+ * `bounced` and bounced_at, which the publisher's list and history show. Returns the addresses changed.
+ */
+export async function markAddressesBounced(db: Db, addresses: string[]): Promise<string[]> {
+  if (addresses.length === 0) return [];
+  const changed = await rows<{ email: string }>(
+    db,
+    sql`update subscribers set status = 'bounced', bounced_at = now(), updated_at = now()
+        where lower(email) in (select value from json_array_elements_text(${addressesJson(addresses)}::json))
+          and status in ('pending', 'confirmed')
+        returning email`,
+  );
+  return changed.map((r) => r.email);
+}
+
+/**
+ * A complaint (the reader marked an essay as spam): they are unsubscribed, as if they had clicked the link,
+ * and their history says why with a `complained` event. Returns the addresses changed.
+ */
+export async function unsubscribeComplainers(db: Db, addresses: string[]): Promise<string[]> {
+  if (addresses.length === 0) return [];
+  const changed = await rows<{ email: string }>(
+    db,
+    sql`with changed as (
+          update subscribers set status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+          where lower(email) in (select value from json_array_elements_text(${addressesJson(addresses)}::json))
+            and status in ('pending', 'confirmed')
+          returning id, email
+        ), event as (
+          insert into subscriber_events (subscriber_id, kind) select id, 'complained' from changed
+        )
+        select email from changed`,
+  );
+  return changed.map((r) => r.email);
+}

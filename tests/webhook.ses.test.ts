@@ -1,0 +1,288 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Logger } from '../src/log.js';
+import type { SubscriberDetail, SubscriberView } from '../src/subscribers/schemas.js';
+import { addresses, deliveriesOf, lettersPerAddress, seedSubscribers } from './support/sendout.js';
+import type { TestService } from './support/service.js';
+import { createTestService, PUBLISHER_TOKEN } from './support/service.js';
+import type { SnsFields, SnsFixture } from './support/sns.js';
+import {
+  CERT_PATH,
+  notification,
+  sesBounce,
+  sesComplaint,
+  sesDelivery,
+  sign,
+  snsRequest,
+  startFakeSns,
+  subscriptionConfirmation,
+  TOPIC_ARN,
+} from './support/sns.js';
+
+/**
+ * Amazon SES bounces and complaints, delivered through SNS, signed as SNS signs them: a hard bounce or a
+ * complaint stops all future mail to the address, and the publisher sees it.
+ */
+
+let s: TestService;
+let sns: SnsFixture;
+const logLines: string[] = [];
+const log: Logger = {
+  info: (f) => logLines.push(JSON.stringify(f)),
+  warn: (f) => logLines.push(JSON.stringify(f)),
+  error: (f) => logLines.push(JSON.stringify(f)),
+};
+
+beforeAll(async () => {
+  sns = await startFakeSns();
+  s = await createTestService({ SES_SNS_TOPIC_ARN: TOPIC_ARN }, { fetch: sns.fetch, log });
+});
+
+afterAll(async () => {
+  await s?.close();
+  await sns?.close();
+});
+
+const post = (m: SnsFields) => s.app.request('/webhooks/ses', snsRequest(m));
+const signed = (message: unknown, version: '1' | '2' = '1') =>
+  sign(notification(message), sns.privateKeyPem, version);
+const auth = { authorization: `Bearer ${PUBLISHER_TOKEN}` };
+
+async function detail(email: string): Promise<SubscriberDetail> {
+  const res = await s.app.request(`/api/subscribers/${encodeURIComponent(email)}`, { headers: auth });
+  expect(res.status).toBe(200);
+  return (await res.json()) as SubscriberDetail;
+}
+
+async function listed(status: string): Promise<string[]> {
+  const res = await s.app.request(`/api/subscribers?status=${status}&limit=500`, { headers: auth });
+  expect(res.status).toBe(200);
+  const page = (await res.json()) as { subscribers: SubscriberView[] };
+  return page.subscribers.map((x) => x.email);
+}
+
+async function publishAndDrain(slug: string, title: string): Promise<Map<string, number>> {
+  const res = await s.publish({ slug, title, url: `https://example.org/essays/${slug}` });
+  expect(res.status).toBe(202);
+  await s.drain();
+  return lettersPerAddress(s.smtp.received, title);
+}
+
+describe('a hard bounce stops all mail to the address, as an SMTP 5xx answer does', () => {
+  it('a signed permanent bounce (SignatureVersion 1) marks the subscriber bounced, visible in the publisher API', async () => {
+    const [gone, kept] = addresses('hard-bounce', 2) as [string, string];
+    await seedSubscribers(s.database.db, 'confirmed', [gone, kept]);
+
+    // SES reports the address as the receiving server wrote it: compared without case.
+    const res = await post(signed(sesBounce([gone.toUpperCase()]), '1'));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'processed', type: 'Bounce', changed: 1 });
+
+    const seen = await detail(gone);
+    expect(seen.subscriber.status).toBe('bounced');
+    expect(seen.subscriber.bouncedAt).not.toBeNull();
+    expect(seen.history.map((h) => h.kind)).toContain('bounced');
+    expect(await listed('bounced')).toContain(gone);
+    expect((await detail(kept)).subscriber.status).toBe('confirmed');
+
+    const letters = await publishAndDrain('after-hard-bounce', 'After a hard bounce');
+    expect(letters.get(gone)).toBeUndefined();
+    expect(letters.get(kept)).toBe(1);
+  });
+
+  it('SignatureVersion 2 (SHA256withRSA) and SES event publishing (eventType) are accepted as well', async () => {
+    const [gone] = addresses('event-bounce', 1) as [string];
+    await seedSubscribers(s.database.db, 'confirmed', [gone]);
+    const res = await post(signed(sesBounce([gone], 'Permanent', 'eventType'), '2'));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'processed', changed: 1 });
+    expect((await detail(gone)).subscriber.status).toBe('bounced');
+  });
+
+  it('a pending subscriber whose confirmation email bounced for good is suppressed too', async () => {
+    const [pending] = addresses('pending-bounce', 1) as [string];
+    await seedSubscribers(s.database.db, 'pending', [pending]);
+    expect((await post(signed(sesBounce([pending])))).status).toBe(200);
+    expect((await detail(pending)).subscriber.status).toBe('bounced');
+  });
+
+  it('the same bounce delivered again (SNS retries) changes nothing more', async () => {
+    const [gone] = addresses('repeat-bounce', 1) as [string];
+    await seedSubscribers(s.database.db, 'confirmed', [gone]);
+    const message = signed(sesBounce([gone]));
+    expect(await (await post(message)).json()).toMatchObject({ changed: 1 });
+    const first = await detail(gone);
+    const again = await post(message);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ changed: 0 });
+    expect(await detail(gone)).toEqual(first);
+  });
+
+  it('a transient or undetermined bounce changes nothing', async () => {
+    const [mailboxFull, unclear] = addresses('soft-bounce', 2) as [string, string];
+    await seedSubscribers(s.database.db, 'confirmed', [mailboxFull, unclear]);
+    const before = [await detail(mailboxFull), await detail(unclear)];
+
+    const transient = await post(signed(sesBounce([mailboxFull], 'Transient')));
+    expect(transient.status).toBe(200);
+    expect(await transient.json()).toMatchObject({ changed: 0 });
+    const undetermined = await post(signed(sesBounce([unclear], 'Undetermined'), '2'));
+    expect(undetermined.status).toBe(200);
+    expect(await undetermined.json()).toMatchObject({ changed: 0 });
+
+    expect([await detail(mailboxFull), await detail(unclear)]).toEqual(before);
+  });
+
+  it('addresses the list does not hold are reported and nothing else happens', async () => {
+    const res = await post(signed(sesBounce(['stranger@example.org'])));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ status: 'processed', changed: 0 });
+  });
+});
+
+describe('a complaint unsubscribes the reader: no more essays', () => {
+  it('after a complaint the reader gets no essay, the others do, and their history says why', async () => {
+    const [complainer, ...others] = addresses('complaint', 3) as [string, string, string];
+    await seedSubscribers(s.database.db, 'confirmed', [complainer, ...others]);
+
+    const res = await post(signed(sesComplaint([complainer])));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'processed', type: 'Complaint', changed: 1 });
+
+    const seen = await detail(complainer);
+    expect(seen.subscriber.status).toBe('unsubscribed');
+    expect(seen.subscriber.unsubscribedAt).not.toBeNull();
+    const kinds = seen.history.map((h) => h.kind);
+    expect(kinds.slice(-2)).toEqual(['complained', 'unsubscribed']);
+    expect(await listed('unsubscribed')).toContain(complainer);
+
+    const letters = await publishAndDrain('after-complaint', 'After a complaint');
+    expect(letters.get(complainer)).toBeUndefined();
+    for (const other of others) expect(letters.get(other)).toBe(1);
+  });
+
+  it('a complaint during a send-out stops the letter not yet sent to that reader', async () => {
+    const [complainer, ...others] = addresses('mid-sendout', 4) as [string, string, string, string];
+    await seedSubscribers(s.database.db, 'confirmed', [complainer, ...others]);
+    const title = 'Complained about mid send-out';
+    const res = await s.publish({
+      slug: 'mid-sendout',
+      title,
+      url: 'https://example.org/essays/mid-sendout',
+    });
+    expect(res.status).toBe(202);
+
+    expect((await post(signed(sesComplaint([complainer]), '2'))).status).toBe(200);
+    await s.drain();
+
+    const letters = lettersPerAddress(s.smtp.received, title);
+    expect(letters.get(complainer)).toBeUndefined();
+    for (const other of others) expect(letters.get(other)).toBe(1);
+    const ledger = await deliveriesOf(s.database.db, 'mid-sendout');
+    expect(ledger.find((d) => d.email === complainer)?.status).toBe('skipped');
+  });
+
+  it('a "not-spam" feedback report changes nothing', async () => {
+    const [reader] = addresses('not-spam', 1) as [string];
+    await seedSubscribers(s.database.db, 'confirmed', [reader]);
+    const before = await detail(reader);
+    const res = await post(signed(sesComplaint([reader], 'not-spam')));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ changed: 0 });
+    expect(await detail(reader)).toEqual(before);
+  });
+
+  it('a complaint about someone already unsubscribed adds nothing', async () => {
+    const [gone] = addresses('already-gone', 1) as [string];
+    await seedSubscribers(s.database.db, 'unsubscribed', [gone]);
+    const before = await detail(gone);
+    expect(await (await post(signed(sesComplaint([gone])))).json()).toMatchObject({ changed: 0 });
+    expect(await detail(gone)).toEqual(before);
+  });
+});
+
+describe('other messages on the topic', () => {
+  it('delivery notifications and SES’s plain-text test message are accepted and change nothing', async () => {
+    const [reader] = addresses('delivered', 1) as [string];
+    await seedSubscribers(s.database.db, 'confirmed', [reader]);
+    const before = await detail(reader);
+
+    const delivery = await post(signed(sesDelivery([reader])));
+    expect(delivery.status).toBe(200);
+    expect(await delivery.json()).toMatchObject({ status: 'ignored', type: 'Delivery' });
+    const setup = await post(signed('Successfully validated SNS topic for Amazon SES event publishing.'));
+    expect(setup.status).toBe(200);
+    expect(await setup.json()).toMatchObject({ status: 'ignored' });
+
+    expect(await detail(reader)).toEqual(before);
+  });
+
+  it('a signed SubscriptionConfirmation is confirmed by visiting its SubscribeURL', async () => {
+    const confirmation = sign(subscriptionConfirmation(), sns.privateKeyPem, '1');
+    const visitsBefore = sns.requests.filter((r) => r.includes('Action=ConfirmSubscription')).length;
+    const res = await post(confirmation);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'confirmed' });
+    const visits = sns.requests.filter((r) => r.includes('Action=ConfirmSubscription'));
+    expect(visits).toHaveLength(visitsBefore + 1);
+    expect(visits.at(-1)).toContain(`Token=${confirmation.Token}`);
+    expect(logLines.some((l) => l.includes('sns subscription confirmed'))).toBe(true);
+  });
+
+  it('a signed UnsubscribeConfirmation is noted and visits nothing', async () => {
+    const requestsBefore = sns.requests.length;
+    const m = sign(
+      subscriptionConfirmation({
+        Type: 'UnsubscribeConfirmation',
+        Message: `You have chosen to deactivate subscription ${TOPIC_ARN}.`,
+      }),
+      sns.privateKeyPem,
+      '2',
+    );
+    const res = await post(m);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ status: 'noted' });
+    expect(sns.requests.slice(requestsBefore).some((r) => r.includes('ConfirmSubscription'))).toBe(false);
+  });
+
+  it('the signing certificate is fetched once and kept in memory', async () => {
+    const [a, b] = addresses('cached-cert', 2) as [string, string];
+    await seedSubscribers(s.database.db, 'confirmed', [a, b]);
+    await post(signed(sesBounce([a]), '1'));
+    const fetched = sns.requests.filter((r) => r.includes(CERT_PATH)).length;
+    await post(signed(sesBounce([b]), '2'));
+    expect(sns.requests.filter((r) => r.includes(CERT_PATH)).length).toBe(fetched);
+    expect(fetched).toBe(1);
+    expect(sns.foreignFetches).toEqual([]);
+  });
+
+  it('a notification larger than BODY_LIMIT_BYTES (SES includes the original headers) is accepted', async () => {
+    const [big] = addresses('big-headers', 1) as [string];
+    await seedSubscribers(s.database.db, 'confirmed', [big]);
+    const message = sesBounce([big]);
+    const headers = Array.from({ length: 400 }, (_, i) => ({
+      name: `X-Header-${i}`,
+      value: 'v'.repeat(200),
+    }));
+    const body = snsRequest(signed({ ...message, mail: { ...message.mail, headers } }));
+    expect(String(body.body).length).toBeGreaterThan(s.config.bodyLimitBytes * 4);
+    const res = await s.app.request('/webhooks/ses', body);
+    expect(res.status).toBe(200);
+    expect((await detail(big)).subscriber.status).toBe('bounced');
+  });
+
+  it('the OpenAPI document describes the endpoint', async () => {
+    const doc = (await (await s.app.request('/openapi.json')).json()) as { paths: Record<string, unknown> };
+    expect(doc.paths['/webhooks/ses']).toHaveProperty('post');
+  });
+
+  it('the logs name no full address', async () => {
+    const [secret] = addresses('log-check', 1) as [string];
+    await seedSubscribers(s.database.db, 'confirmed', [secret]);
+    await post(signed(sesComplaint([secret])));
+    const logs = logLines.join('\n');
+    expect(logs).toContain('ses complaint');
+    expect(logs).toContain('l***@example.org');
+    expect(logs).not.toContain('log-check-0000');
+    expect(logs).not.toMatch(/hard-bounce-\d{4}@/);
+  });
+});
