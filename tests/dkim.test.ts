@@ -1,7 +1,12 @@
 import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
+import { createDkimSigner } from '../src/mail/dkim.js';
+import { createOutboxMailer } from '../src/mail/outbox.js';
 import { seedSubscribers } from './support/sendout.js';
 import type { TestService } from './support/service.js';
 import { confirmTokenIn, createTestService } from './support/service.js';
@@ -81,6 +86,29 @@ describe('DKIM signing', () => {
     );
     const [result] = await verify(tampered);
     expect(result?.status.result).not.toBe('pass');
+  });
+
+  it('signs the .eml files of the outbox too, so a signature can be checked before going live', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'oneletter-outbox-'));
+    try {
+      const sign = createDkimSigner({ domain: 'example.test', selector: 'oneletter', privateKey: pem });
+      const outbox = createOutboxMailer({ dir, sign });
+      const sent = await outbox.send({
+        from: 'Essays <essays@example.test>',
+        to: 'reader@example.org',
+        subject: 'Signed in the outbox',
+        text: 'Hello',
+        html: '<p>Hello</p>',
+        messageId: 'outbox-1@example.test',
+      });
+      expect(sent.status).toBe('sent');
+      const [file] = await readdir(dir);
+      const [result] = await verify(await readFile(join(dir, file ?? ''), 'utf8'));
+      expect(result?.status.result).toBe('pass');
+      await outbox.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses half a DKIM configuration, and a key that is not PEM', () => {

@@ -31,7 +31,7 @@ export function createMailer(config: Config, log: Logger): Mailer {
   const sign = config.dkim ? createDkimSigner(config.dkim) : undefined;
   if (config.smtpUrl)
     return createSmtpMailer({ url: config.smtpUrl, connections: config.sendConcurrency, sign });
-  return createOutboxMailer({ dir: join(config.dataDir, 'outbox'), log: (line) => log.info(line) });
+  return createOutboxMailer({ dir: join(config.dataDir, 'outbox'), log: (line) => log.info(line), sign });
 }
 
 /**

@@ -2,12 +2,15 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
+import type { DkimSigner } from './dkim.js';
 import type { Mailer, OutgoingEmail, RawEmail, SendOutcome } from './mailer.js';
 import { maskEmail } from './mailer.js';
 
 export interface OutboxOptions {
   dir: string;
   log?: (line: Record<string, unknown>) => void;
+  /** DKIM: the files are signed as SMTP would send them, so a signature can be checked before going live. */
+  sign?: DkimSigner;
 }
 
 /** Writes each email as an .eml file instead of sending it: the zero-configuration mailer. */
@@ -22,7 +25,7 @@ export function createOutboxMailer(options: OutboxOptions): Mailer {
         await mkdir(options.dir, { recursive: true });
         made = true;
       }
-      const raw =
+      const composed =
         'raw' in email
           ? email.raw
           : ((
@@ -31,6 +34,9 @@ export function createOutboxMailer(options: OutboxOptions): Mailer {
                 messageId: email.messageId && `<${email.messageId}>`,
               })
             ).message as Buffer);
+      const raw = options.sign
+        ? (await options.sign({ envelope: { from: '', to: '' }, raw: composed, subject: email.subject })).raw
+        : composed;
       const id = createHash('sha256')
         .update(email.messageId ?? raw)
         .digest('hex')
