@@ -167,6 +167,30 @@ describe('one subscriber', () => {
     expect(d.history.at(-1)?.at).toBe(d.subscriber.bouncedAt);
   });
 
+  it('keeps a bounce in the history after the address subscribes and confirms again', async () => {
+    await subscribeAndConfirm('bounced-back@example.org');
+    const id = Number(
+      (
+        await rows<{ id: number }>(
+          s.database.db,
+          sql`select id from subscribers where email = 'bounced-back@example.org'`,
+        )
+      )[0]?.id,
+    );
+    await markBounced(s.database.db, [id]);
+    await subscribeAndConfirm('bounced-back@example.org');
+    const d = (await (await get('/api/subscribers/bounced-back@example.org')).json()) as SubscriberDetail;
+    expect(d.subscriber.status).toBe('confirmed');
+    expect(d.subscriber.bouncedAt).toBeNull();
+    expect(d.history.map((h) => h.kind)).toEqual([
+      'subscribed',
+      'confirmed',
+      'bounced',
+      'subscribed',
+      'confirmed',
+    ]);
+  });
+
   it('answers 404 for an unknown subscriber', async () => {
     for (const ref of ['nobody@example.org', '999999999', '99999999999', 'x'.repeat(254)]) {
       const res = await get(`/api/subscribers/${ref}`);

@@ -124,10 +124,15 @@ export async function recordResults(db: Db, me: string, results: DeliveryResult[
 /** Marks subscribers whose address the server refused for good: they get no more essays. */
 export async function markBounced(db: Db, subscriberIds: number[]): Promise<void> {
   if (subscriberIds.length === 0) return;
+  // The event keeps the bounce in the subscriber's history after a later confirmation clears bounced_at.
   await db.execute(sql`
-    update subscribers set status = 'bounced', bounced_at = now(), updated_at = now()
-    where id in (select value::int from json_array_elements_text(${JSON.stringify(subscriberIds)}::json))
-      and status in ('pending', 'confirmed')`);
+    with changed as (
+      update subscribers set status = 'bounced', bounced_at = now(), updated_at = now()
+      where id in (select value::int from json_array_elements_text(${JSON.stringify(subscriberIds)}::json))
+        and status in ('pending', 'confirmed')
+      returning id
+    )
+    insert into subscriber_events (subscriber_id, kind) select id, 'bounced' from changed`);
 }
 
 /** A live dispatcher keeps its claims. */

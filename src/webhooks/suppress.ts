@@ -13,16 +13,21 @@ const addressesJson = (addresses: string[]) => JSON.stringify(addresses.map((a) 
 
 /**
  * A hard bounce: the same suppression as an SMTP 5xx answer (dispatch/queries.ts markBounced): status
- * `bounced` and bounced_at, which the publisher's list and history show. Returns the addresses changed.
+ * `bounced`, bounced_at and a `bounced` event, which the publisher's list and history show. Returns the addresses changed.
  */
 export async function markAddressesBounced(db: Db, addresses: string[]): Promise<string[]> {
   if (addresses.length === 0) return [];
   const changed = await rows<{ email: string }>(
     db,
-    sql`update subscribers set status = 'bounced', bounced_at = now(), updated_at = now()
-        where lower(email) in (select value from json_array_elements_text(${addressesJson(addresses)}::json))
-          and status in ('pending', 'confirmed')
-        returning email`,
+    sql`with changed as (
+          update subscribers set status = 'bounced', bounced_at = now(), updated_at = now()
+          where lower(email) in (select value from json_array_elements_text(${addressesJson(addresses)}::json))
+            and status in ('pending', 'confirmed')
+          returning id, email
+        ), event as (
+          insert into subscriber_events (subscriber_id, kind) select id, 'bounced' from changed
+        )
+        select email from changed`,
   );
   return changed.map((r) => r.email);
 }
