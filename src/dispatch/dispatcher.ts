@@ -115,6 +115,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       if (!toSend) continue;
       let outcome: SendOutcome;
       try {
+        // SEND_RATE counts every message, confirmations too (an import of thousands would burst otherwise).
+        await limiter.take();
         outcome = await mailer.send(await confirmationEmail(config, renderer, toSend, toSend.token));
       } catch (error) {
         outcome = { status: 'temporary', error: describeError(error).error as string };

@@ -9,6 +9,8 @@ export interface ReceivedEmail {
   to: string;
   parsed: ParsedMail;
   raw: string;
+  /** When its data had arrived (Date.now()). */
+  receivedAt: number;
 }
 
 /** Decides the server's answer; return an error (with responseCode) to refuse. */
@@ -126,9 +128,10 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
   }
 
   async function store(recipients: string[], chunks: Buffer[]) {
+    const receivedAt = Date.now();
     const raw = Buffer.concat(chunks).toString('utf8');
     const parsed = await simpleParser(raw);
-    for (const to of recipients) sink.received.push({ to, parsed, raw });
+    for (const to of recipients) sink.received.push({ to, parsed, raw, receivedAt });
     for (const waiter of [...waiters]) {
       if (sink.received.length >= waiter.count) {
         waiters.splice(waiters.indexOf(waiter), 1);
