@@ -10,6 +10,7 @@ export const errorStatus = {
   invalid_cursor: 400,
   unauthorized: 401,
   forbidden_origin: 403,
+  invalid_csrf_token: 403,
   not_found: 404,
   token_invalid: 404,
   method_not_allowed: 405,
