@@ -22,7 +22,7 @@ export interface SendoutPoint {
 
 const W = 640;
 const H = 240;
-const PAD = { top: 12, right: 12, bottom: 28, left: 44 };
+const PAD = { top: 16, right: 12, bottom: 40, left: 64 };
 
 function escapeXml(s: string): string {
   return s.replace(/[&<>"']/g, (ch) => `&#${ch.charCodeAt(0)};`);
@@ -56,8 +56,11 @@ function axisLabel(x: number, y: number, text: string, anchor = 'end'): string {
  * (stacked), one column per day.
  */
 export function growthChart(days: GrowthDay[]): string {
-  const up = niceMax(Math.max(0, ...days.map((d) => d.confirmed)));
-  const down = niceMax(Math.max(0, ...days.map((d) => d.unsubscribed + d.bounced)));
+  const maxUp = Math.max(0, ...days.map((d) => d.confirmed));
+  const maxDown = Math.max(0, ...days.map((d) => d.unsubscribed + d.bounced));
+  const up = niceMax(maxUp);
+  // A side with nothing on it keeps a sliver of height, so the zero line stays visible and unlabelled.
+  const down = maxDown > 0 ? niceMax(maxDown) : up / 10;
   const plotH = H - PAD.top - PAD.bottom;
   // The zero line splits the height in proportion to the two sides' scales.
   const zeroY = PAD.top + (plotH * up) / (up + down);
@@ -67,9 +70,9 @@ export function growthChart(days: GrowthDay[]): string {
   const bar = Math.max(1, col * 0.8);
   const parts: string[] = [];
   parts.push(`<line class="grid" x1="${PAD.left}" x2="${W - PAD.right}" y1="${n(zeroY)}" y2="${n(zeroY)}"/>`);
-  parts.push(axisLabel(PAD.left - 6, PAD.top + 10, `+${up}`));
-  parts.push(axisLabel(PAD.left - 6, zeroY + 4, '0'));
-  parts.push(axisLabel(PAD.left - 6, H - PAD.bottom, `−${down}`));
+  parts.push(axisLabel(PAD.left - 6, PAD.top + 14, `+${up}`));
+  parts.push(axisLabel(PAD.left - 6, zeroY + 5, '0'));
+  if (maxDown > 0) parts.push(axisLabel(PAD.left - 6, H - PAD.bottom, `−${down}`));
   days.forEach((d, i) => {
     const x = n(PAD.left + i * col + (col - bar) / 2);
     const w = n(bar);
@@ -110,7 +113,7 @@ export function growthChart(days: GrowthDay[]): string {
 
 /** A send-out over time: stacked areas of sent, skipped, failed and unknown, with what is still pending on top. */
 export function sendoutChart(points: SendoutPoint[], total: number): string {
-  const max = niceMax(Math.max(1, total));
+  const max = Math.max(1, total);
   const plotH = H - PAD.top - PAD.bottom;
   const plotW = W - PAD.left - PAD.right;
   const end = Math.max(1, points[points.length - 1]?.at ?? 1);
@@ -118,7 +121,7 @@ export function sendoutChart(points: SendoutPoint[], total: number): string {
   const y = (v: number) => PAD.top + plotH - (v / max) * plotH;
   const layers = ['sent', 'skipped', 'failed', 'unknown', 'pending'] as const;
   const parts: string[] = [];
-  parts.push(axisLabel(PAD.left - 6, PAD.top + 10, String(max)));
+  parts.push(axisLabel(PAD.left - 6, PAD.top + 14, String(max)));
   parts.push(axisLabel(PAD.left - 6, H - PAD.bottom, '0'));
   parts.push(`<line class="grid" x1="${PAD.left}" x2="${W - PAD.right}" y1="${n(y(0))}" y2="${n(y(0))}"/>`);
   if (points.length > 0) {
