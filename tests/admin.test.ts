@@ -93,7 +93,7 @@ describe('the publisher dashboard', () => {
     expect(s.smtp.received.filter((m) => m.parsed.subject?.includes('On maps'))).toEqual([]);
   });
 
-  it('the preview shows the same text part the subscriber receives', async () => {
+  it('the preview shows the same text and HTML parts the subscriber receives', async () => {
     const admin = await signIn(s);
     const essay = {
       slug: 'on-rivers',
@@ -106,6 +106,8 @@ describe('the publisher dashboard', () => {
       html,
     )?.[1];
     expect(shownText).toBeTruthy();
+    const frameUrl = /<iframe class="letter" src="([^"]+)"/.exec(html)?.[1]?.replace(/&amp;/g, '&') ?? '';
+    const shownHtml = await (await admin.get(frameUrl)).text();
     const sent = await admin.post('/admin/publish', essay);
     expect(sent.status).toBe(303);
     await s.drain();
@@ -123,6 +125,11 @@ describe('the publisher dashboard', () => {
     );
     const got = (letter?.parsed.text ?? '').replace(/\/unsubscribe\/[A-Za-z0-9_-]{43}/, '/unsubscribe/TOKEN');
     expect(got.trim()).toBe(expected.trim());
+    const token = /\/unsubscribe\/[A-Za-z0-9_-]{43}/g;
+    const placeholder = /\/unsubscribe\/preview[-a-z]+/g;
+    expect(String(letter?.parsed.html).replace(token, '/unsubscribe/TOKEN').trim()).toBe(
+      shownHtml.replace(placeholder, '/unsubscribe/TOKEN').trim(),
+    );
   });
 
   it('publishing after the confirmation sends exactly one letter per confirmed subscriber', async () => {
