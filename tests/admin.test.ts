@@ -232,3 +232,22 @@ describe('the publisher dashboard', () => {
     expect(csrfIn(await (await s.app.request('/admin/sign-in')).text())).toBeTruthy();
   });
 });
+
+describe('the dashboard behind plain http', () => {
+  it('the sign-in page says the cookie needs https, since browsers would drop it', async () => {
+    const s = await createTestService({ PUBLIC_URL: 'http://news.example.test' });
+    try {
+      const html = await (await s.app.request('/admin/sign-in')).text();
+      expect(html).toContain('browsers will not keep the sign-in cookie');
+    } finally {
+      await s.close();
+    }
+    const local = await createTestService({ PUBLIC_URL: 'http://127.0.0.1:8787' });
+    try {
+      const html = await (await local.app.request('/admin/sign-in')).text();
+      expect(html).not.toContain('browsers will not keep the sign-in cookie');
+    } finally {
+      await local.close();
+    }
+  });
+});

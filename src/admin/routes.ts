@@ -145,6 +145,7 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
       csrf: await signInToken(secret, nonce),
       error,
       token_generated: config.publisherTokenGenerated,
+      cookie_needs_https: !isSecureOrigin(config.publicUrl),
     });
     return c.html(html, status);
   }
@@ -171,6 +172,12 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
     }
     await next();
   }
+}
+
+/** Whether browsers keep a `Secure` cookie for this address: https, or a local address for trying things out. */
+function isSecureOrigin(publicUrl: string): boolean {
+  const url = new URL(publicUrl);
+  return url.protocol === 'https:' || ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
 }
 
 /** Renders a dashboard page with what every one of them needs. */
