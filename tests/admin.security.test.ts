@@ -122,6 +122,23 @@ describe('the dashboard refuses anyone without a valid session', () => {
     expect(await essayCount(s)).toBe(0);
   });
 
+  it('every action refuses a form posted from another origin, even with the right token', async () => {
+    const admin = await signIn(s);
+    for (const path of ACTIONS) {
+      const res = await s.app.request(path, {
+        method: 'POST',
+        headers: {
+          cookie: admin.cookies.header(),
+          origin: 'https://evil.example',
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({ ...ESSAY, csrf: admin.csrf }).toString(),
+      });
+      expect(res.status, path).toBe(403);
+    }
+    expect(await essayCount(s)).toBe(0);
+  });
+
   it('the session cookie is Secure, HttpOnly, SameSite=Strict and only sent to /admin', async () => {
     const cookies = new Cookies();
     const form = await s.app.request('/admin/sign-in');
@@ -144,19 +161,28 @@ describe('the dashboard refuses anyone without a valid session', () => {
     expect(signInCookie).toMatch(/; SameSite=Strict/);
   });
 
-  it('the sign-in form refuses a post without its CSRF token or cookie', async () => {
+  it('the sign-in form refuses a post without its CSRF token or cookie, or from another origin', async () => {
     const form = await s.app.request('/admin/sign-in');
     const cookies = new Cookies().take(form);
     const token = csrfIn(await form.text());
-    const attempts: { cookie: string; body: Record<string, string> }[] = [
+    const attempts: { cookie: string; body: Record<string, string>; origin?: string }[] = [
       { cookie: '', body: { csrf: token, token: PUBLISHER_TOKEN } },
       { cookie: cookies.header(), body: { token: PUBLISHER_TOKEN } },
       { cookie: cookies.header(), body: { csrf: 'x'.repeat(43), token: PUBLISHER_TOKEN } },
+      {
+        cookie: cookies.header(),
+        body: { csrf: token, token: PUBLISHER_TOKEN },
+        origin: 'https://evil.example',
+      },
     ];
     for (const a of attempts) {
       const res = await s.app.request('/admin/sign-in', {
         method: 'POST',
-        headers: { cookie: a.cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        headers: {
+          cookie: a.cookie,
+          'content-type': 'application/x-www-form-urlencoded',
+          ...(a.origin ? { origin: a.origin } : {}),
+        },
         body: new URLSearchParams(a.body).toString(),
       });
       expect(res.status).toBe(403);

@@ -74,6 +74,7 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>();
   const { config } = deps;
   const secret = config.adminSessionSecret;
+  const ownOrigin = new URL(config.publicUrl).origin;
 
   app.get(ASSET_PATH, (c) =>
     c.body(deps.renderer.asset('pages/admin/admin.js') ?? '', 200, {
@@ -87,6 +88,7 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
   });
 
   app.post(SIGN_IN_PATH, async (c) => {
+    checkOrigin(c);
     const fields = await readFields(c);
     const nonce = readSignInNonce(c);
     if (!nonce || !(await checkSignInToken(secret, nonce, fields.csrf))) {
@@ -138,6 +140,14 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
   subscriberPages(app, deps);
   return app;
 
+  /** Besides the token: a browser that says where a form came from must say it came from here. */
+  function checkOrigin(c: Context<AdminEnv>) {
+    const origin = c.req.header('origin');
+    if (origin && origin !== ownOrigin) {
+      throw new AppError('forbidden_origin', 'Dashboard forms are only accepted from the dashboard itself.');
+    }
+  }
+
   async function signInPage(c: Context<AdminEnv>, error?: string, status: 200 | 401 = 200) {
     const nonce = signInNonce(c);
     const html = await deps.renderer.page('admin/sign-in', {
@@ -160,6 +170,14 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
     c.set('session', session);
     c.set('csrf', await csrfToken(secret, session.id));
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      // Besides the token: a browser that says where the form came from must say it came from here.
+      const origin = c.req.header('origin');
+      if (origin && origin !== ownOrigin) {
+        throw new AppError(
+          'forbidden_origin',
+          'Dashboard forms are only accepted from the dashboard itself.',
+        );
+      }
       const fields = await readFields(c);
       const given = c.req.header('x-csrf-token') ?? fields.csrf;
       if (!(await checkCsrfToken(secret, session.id, given))) {
