@@ -212,6 +212,7 @@ describe('the dashboard refuses anyone without a valid session', () => {
     expect(csp).toContain("frame-ancestors 'none'");
     expect(csp).not.toContain('unsafe-inline');
     expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.headers.get('referrer-policy')).toBe('same-origin');
     expect(res.headers.get('x-frame-options')).toBe('DENY');
     const frame = await admin.get(`/admin/publish/preview-frame?${new URLSearchParams(ESSAY)}`);
     expect(frame.headers.get('content-security-policy')).toMatch(/sandbox;.*frame-ancestors 'self'/);

@@ -56,6 +56,8 @@ export function adminHeaders(config: Config): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     await next();
     c.header('Cache-Control', 'no-store');
+    // With no-referrer, browsers send `Origin: null` on form posts; same-origin lets them name the dashboard.
+    c.header('Referrer-Policy', 'same-origin');
     if (c.req.path === PREVIEW_FRAME_PATH) {
       c.header('Content-Security-Policy', PREVIEW_FRAME_CSP);
       c.header('X-Frame-Options', 'SAMEORIGIN');
@@ -143,7 +145,8 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
   /** Besides the token: a browser that says where a form came from must say it came from here. */
   function checkOrigin(c: Context<AdminEnv>) {
     const origin = c.req.header('origin');
-    if (origin && origin !== ownOrigin) {
+    // `null` says nothing (privacy settings send it): the CSRF token still decides.
+    if (origin && origin !== 'null' && origin !== ownOrigin) {
       throw new AppError('forbidden_origin', 'Dashboard forms are only accepted from the dashboard itself.');
     }
   }

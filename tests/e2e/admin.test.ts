@@ -133,5 +133,14 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
     await page.goto(`${served.url}/admin/subscribers`);
     expect(new URL(page.url()).pathname).toBe('/admin/sign-in');
     expect(consoleErrors).toEqual([]);
+    // Every form post said where it came from (the dashboard refuses other origins).
+    const posts = served.requests.filter((r) => r.method === 'POST' && r.path.startsWith('/admin'));
+    expect(posts.map((r) => r.path)).toEqual([
+      '/admin/sign-in',
+      '/admin/publish/preview',
+      '/admin/publish',
+      '/admin/sign-out',
+    ]);
+    expect(new Set(posts.map((r) => r.origin))).toEqual(new Set([served.url]));
   });
 });
