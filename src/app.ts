@@ -3,6 +3,7 @@ import type { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { except } from 'hono/combine';
 import { secureHeaders } from 'hono/secure-headers';
+import { adminHeaders, adminRoutes } from './admin/routes.js';
 import type { AppEnv, Deps } from './deps.js';
 import { AppError, onError, redactPath, respondError } from './errors.js';
 import { essayRoutes } from './essays/routes.js';
@@ -37,6 +38,10 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     await next();
     c.header('Content-Security-Policy', DOCS_CSP);
   });
+
+  // The dashboard runs its own script and frames its letter preview: a CSP of its own, set after this one.
+  app.use('/admin', adminHeaders(config));
+  app.use('/admin/*', adminHeaders(config));
 
   app.use(
     secureHeaders({
@@ -109,6 +114,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.route('/', feedRoutes(deps));
   app.route('/', subscriberRoutes(deps));
   app.route('/', sesWebhookRoutes(deps));
+  app.route('/', adminRoutes(deps));
   openApiRoutes(app, deps);
 
   app.notFound((c) =>

@@ -118,6 +118,9 @@ const schema = z.object({
         }),
       ),
     ),
+  ADMIN_SESSION_SECRET: z.string().min(32, { error: 'expected at least 32 characters' }).optional(),
+  ADMIN_SESSION_HOURS: int(1, 24 * 30).default(12),
+  ADMIN_SIGNIN_LIMIT_PER_IP: int(0, 1_000_000).default(10),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -168,6 +171,11 @@ export interface Config {
    * endpoint is off (404).
    */
   sesSnsTopicArns: string[];
+  /** The key the dashboard's session cookies are signed with (ADMIN_SESSION_SECRET, else PUBLISHER_TOKEN). */
+  adminSessionSecret: string;
+  adminSessionMs: number;
+  /** Sign-in attempts at /admin per client IP in each rate-limit window (0: no limit). */
+  adminSignInLimitPerIp: number;
   /** Things an operator should hear about at start, none fatal. */
   warnings: string[];
 }
@@ -179,7 +187,12 @@ export class ConfigError extends Error {
 
 /** A bad value as the error shows it: start-up errors end up in logs, so secrets are not echoed. */
 function shownValue(name: string, value: string): string {
-  if (name === 'PUBLISHER_TOKEN' || name === 'RESEND_API_KEY' || name === 'DKIM_PRIVATE_KEY')
+  if (
+    name === 'PUBLISHER_TOKEN' ||
+    name === 'RESEND_API_KEY' ||
+    name === 'DKIM_PRIVATE_KEY' ||
+    name === 'ADMIN_SESSION_SECRET'
+  )
     return '(hidden)';
   return JSON.stringify(value.replace(/\/\/[^/@]*@/, '//***@'));
 }
@@ -221,6 +234,7 @@ export function parseConfig(env: Env): Config {
   if (!e.MAIL_FROM) {
     warnings.push(`MAIL_FROM is not set: emails go out from the placeholder "${PLACEHOLDER_FROM}".`);
   }
+  const publisherToken = e.PUBLISHER_TOKEN ?? randomBytes(24).toString('base64url');
   return {
     production,
     port: e.PORT,
@@ -236,7 +250,7 @@ export function parseConfig(env: Env): Config {
         ? { domain: e.DKIM_DOMAIN, selector: e.DKIM_SELECTOR, privateKey: e.DKIM_PRIVATE_KEY }
         : undefined,
     mailFrom: e.MAIL_FROM ?? PLACEHOLDER_FROM,
-    publisherToken: e.PUBLISHER_TOKEN ?? randomBytes(24).toString('base64url'),
+    publisherToken,
     publisherTokenGenerated: !e.PUBLISHER_TOKEN,
     allowedOrigins: e.ALLOWED_ORIGINS,
     trustProxy: e.TRUST_PROXY,
@@ -260,6 +274,9 @@ export function parseConfig(env: Env): Config {
     feedUrl: e.FEED_URL,
     feedPollMs: e.FEED_POLL_SECONDS * 1000,
     sesSnsTopicArns: e.SES_SNS_TOPIC_ARN,
+    adminSessionSecret: e.ADMIN_SESSION_SECRET ?? publisherToken,
+    adminSessionMs: e.ADMIN_SESSION_HOURS * 3_600_000,
+    adminSignInLimitPerIp: e.ADMIN_SIGNIN_LIMIT_PER_IP,
     warnings,
   };
 }

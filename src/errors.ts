@@ -12,6 +12,7 @@ export const errorStatus = {
   signature_invalid: 401,
   topic_not_allowed: 401,
   forbidden_origin: 403,
+  invalid_csrf_token: 403,
   not_found: 404,
   token_invalid: 404,
   method_not_allowed: 405,

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rows } from '../src/db/client.js';
 import { MIGRATIONS_FOLDER } from '../src/db/open.js';
 import { openPostgres } from '../src/db/postgres.js';
+import { Cookies, csrfIn } from './support/admin.js';
 import { createServerDatabase, dropServerDatabase, testDbKind } from './support/db.js';
 import type { FeedServer, Item } from './support/feeds.js';
 import { rss, startFeedServer } from './support/feeds.js';
@@ -220,5 +221,31 @@ describe.skipIf(testDbKind !== 'postgres')('the service as a Cloudflare Worker (
     expect((await cron()).status).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, 1500));
     expect(smtp.received.length).toBe(before + 20);
+  });
+  it('serves the dashboard: sign in with the publisher token, then the overview and a send-out', async () => {
+    const form = await fetch(`${base}/admin/sign-in`);
+    expect(form.status).toBe(200);
+    const cookies = new Cookies().take(form);
+    const signedIn = await fetch(`${base}/admin/sign-in`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: cookies.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: csrfIn(await form.text()), token: PUBLISHER_TOKEN }).toString(),
+    });
+    expect(signedIn.status).toBe(303);
+    cookies.take(signedIn);
+    const overview = await fetch(`${base}/admin`, {
+      headers: { cookie: cookies.header() },
+      redirect: 'manual',
+    });
+    expect(overview.status).toBe(200);
+    const html = await overview.text();
+    expect(html).toContain('<h1>Overview</h1>');
+    expect(html).toContain('<svg class="chart"');
+    const script = await fetch(`${base}/admin/assets/admin.js`);
+    expect(script.headers.get('content-type')).toContain('text/javascript');
+    expect(await script.text()).toContain('data-progress-url');
+    const refused = await fetch(`${base}/admin`, { redirect: 'manual' });
+    expect(refused.status).toBe(303);
   });
 });

@@ -6,6 +6,17 @@ import confirmTxt from '../../templates/email/confirm.txt.liquid';
 import essayHtml from '../../templates/email/essay.html.liquid';
 import essaySubject from '../../templates/email/essay.subject.liquid';
 import essayTxt from '../../templates/email/essay.txt.liquid';
+// @ts-expect-error: a .js file bundled as text by wrangler's rules, not a module TypeScript can read
+import adminJs from '../../templates/pages/admin/admin.js';
+import adminLayout from '../../templates/pages/admin/layout.liquid';
+import adminOverview from '../../templates/pages/admin/overview.liquid';
+import adminPreview from '../../templates/pages/admin/preview.liquid';
+import adminProgress from '../../templates/pages/admin/progress.liquid';
+import adminPublish from '../../templates/pages/admin/publish.liquid';
+import adminSendout from '../../templates/pages/admin/sendout.liquid';
+import adminSignIn from '../../templates/pages/admin/sign-in.liquid';
+import adminSubscriber from '../../templates/pages/admin/subscriber.liquid';
+import adminSubscribers from '../../templates/pages/admin/subscribers.liquid';
 import checkInbox from '../../templates/pages/check-inbox.liquid';
 import confirmPage from '../../templates/pages/confirm.liquid';
 import confirmedPage from '../../templates/pages/confirmed.liquid';
@@ -29,6 +40,16 @@ export const workerTemplates: TemplateSources = {
   'email/essay.html.liquid': essayHtml,
   'email/essay.subject.liquid': essaySubject,
   'email/essay.txt.liquid': essayTxt,
+  'pages/admin/admin.js': adminJs,
+  'pages/admin/layout.liquid': adminLayout,
+  'pages/admin/overview.liquid': adminOverview,
+  'pages/admin/preview.liquid': adminPreview,
+  'pages/admin/progress.liquid': adminProgress,
+  'pages/admin/publish.liquid': adminPublish,
+  'pages/admin/sendout.liquid': adminSendout,
+  'pages/admin/sign-in.liquid': adminSignIn,
+  'pages/admin/subscriber.liquid': adminSubscriber,
+  'pages/admin/subscribers.liquid': adminSubscribers,
   'pages/check-inbox.liquid': checkInbox,
   'pages/confirm.liquid': confirmPage,
   'pages/confirmed.liquid': confirmedPage,

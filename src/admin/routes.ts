@@ -1,0 +1,219 @@
+import type { Context, MiddlewareHandler } from 'hono';
+import { Hono } from 'hono';
+import { clientIp } from '../client-ip.js';
+import type { Config } from '../config.js';
+import type { AppEnv, Deps } from '../deps.js';
+import { AppError, pageVars, wantsJson } from '../errors.js';
+import { readFields } from '../http.js';
+import { hitLimits } from '../rate-limit.js';
+import { safeEqual } from '../tokens.js';
+import { overviewRoutes } from './overview.js';
+import { publishRoutes } from './publish.js';
+import { sendoutRoutes } from './sendout.js';
+import type { AdminSession } from './session.js';
+import {
+  checkCsrfToken,
+  checkSignInToken,
+  clearSignInNonce,
+  csrfToken,
+  currentSession,
+  endSession,
+  readSignInNonce,
+  signInNonce,
+  signInToken,
+  startSession,
+} from './session.js';
+import { subscriberPages } from './subscribers.js';
+
+/** The dashboard's handlers see the session and its CSRF token besides the deps. */
+export type AdminEnv = { Variables: AppEnv['Variables'] & { session?: AdminSession; csrf?: string } };
+
+/** The dashboard's pages: our stylesheet and script, forms and polling to us, the preview frame from us. */
+export function adminCsp(config: Config): string {
+  const self = `'self' ${new URL(config.publicUrl).origin}`;
+  return [
+    "default-src 'none'",
+    `style-src ${self}`,
+    `script-src ${self}`,
+    `connect-src ${self}`,
+    `frame-src ${self}`,
+    `form-action ${self}`,
+    "frame-ancestors 'none'",
+    "base-uri 'none'",
+  ].join('; ');
+}
+
+/** The email preview frame: the letter's own inline styles and remote images, nothing that runs. */
+export const PREVIEW_FRAME_CSP =
+  "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; sandbox; frame-ancestors 'self'; base-uri 'none'";
+
+/**
+ * Headers of every /admin response: the dashboard's CSP (set after the app-wide one, which it replaces),
+ * and no caching anywhere. Mounted before secureHeaders so its value is the one that stays.
+ */
+export function adminHeaders(config: Config): MiddlewareHandler<AppEnv> {
+  const csp = adminCsp(config);
+  return async (c, next) => {
+    await next();
+    c.header('Cache-Control', 'no-store');
+    // With no-referrer, browsers send `Origin: null` on form posts; same-origin lets them name the dashboard.
+    c.header('Referrer-Policy', 'same-origin');
+    if (c.req.path === PREVIEW_FRAME_PATH) {
+      c.header('Content-Security-Policy', PREVIEW_FRAME_CSP);
+      c.header('X-Frame-Options', 'SAMEORIGIN');
+    } else {
+      c.header('Content-Security-Policy', csp);
+    }
+  };
+}
+
+export const PREVIEW_FRAME_PATH = '/admin/publish/preview-frame';
+const SIGN_IN_PATH = '/admin/sign-in';
+const ASSET_PATH = '/admin/assets/admin.js';
+
+/** The publisher's dashboard at /admin: sign-in, overview, send-outs, publishing, subscribers. */
+export function adminRoutes(deps: Deps): Hono<AdminEnv> {
+  const app = new Hono<AdminEnv>();
+  const { config } = deps;
+  const secret = config.adminSessionSecret;
+  const ownOrigin = new URL(config.publicUrl).origin;
+
+  app.get(ASSET_PATH, (c) =>
+    c.body(deps.renderer.asset('pages/admin/admin.js') ?? '', 200, {
+      'Content-Type': 'text/javascript; charset=utf-8',
+    }),
+  );
+
+  app.get(SIGN_IN_PATH, async (c) => {
+    if (await currentSession(c, secret)) return c.redirect('/admin', 303);
+    return signInPage(c);
+  });
+
+  app.post(SIGN_IN_PATH, async (c) => {
+    checkOrigin(c);
+    const fields = await readFields(c);
+    const nonce = readSignInNonce(c);
+    if (!nonce || !(await checkSignInToken(secret, nonce, fields.csrf))) {
+      throw new AppError(
+        'invalid_csrf_token',
+        'This sign-in form has expired or did not come from this dashboard. Open /admin/sign-in and try again.',
+        'Sign-in form expired',
+      );
+    }
+    // Every attempt counts, before the token is looked at: a guesser gets the same few tries as anyone.
+    const verdict = await hitLimits(deps.database.db, [
+      {
+        key: `admin-sign-in-ip:${clientIp(c)}`,
+        max: config.adminSignInLimitPerIp,
+        windowSeconds: config.rateLimitWindowSeconds,
+      },
+    ]);
+    if (!verdict.allowed) {
+      const minutes = Math.ceil(verdict.retryAfter / 60);
+      throw new AppError(
+        'rate_limited',
+        `Too many sign-in attempts. Please try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`,
+        'Too many sign-in attempts',
+        verdict.retryAfter,
+      );
+    }
+    if (!safeEqual(fields.token ?? '', config.publisherToken)) {
+      deps.log.info({ msg: 'admin sign-in refused: wrong token' });
+      return signInPage(c, 'That is not the publisher token. Check PUBLISHER_TOKEN and try again.', 401);
+    }
+    clearSignInNonce(c);
+    await startSession(c, secret, config.adminSessionMs);
+    deps.log.info({ msg: 'admin signed in' });
+    return c.redirect('/admin', 303);
+  });
+
+  // Everything else needs a session: pages send the browser to the sign-in form, the rest get a 401.
+  app.use('/admin/*', requireSession);
+  app.use('/admin', requireSession);
+
+  app.post('/admin/sign-out', (c) => {
+    endSession(c);
+    return c.redirect(SIGN_IN_PATH, 303);
+  });
+
+  overviewRoutes(app, deps);
+  sendoutRoutes(app, deps);
+  publishRoutes(app, deps);
+  subscriberPages(app, deps);
+  return app;
+
+  /** Besides the token: a browser that says where a form came from must say it came from here. */
+  function checkOrigin(c: Context<AdminEnv>) {
+    const origin = c.req.header('origin');
+    // `null` says nothing (privacy settings send it): the CSRF token still decides.
+    if (origin && origin !== 'null' && origin !== ownOrigin) {
+      throw new AppError('forbidden_origin', 'Dashboard forms are only accepted from the dashboard itself.');
+    }
+  }
+
+  async function signInPage(c: Context<AdminEnv>, error?: string, status: 200 | 401 = 200) {
+    const nonce = signInNonce(c);
+    const html = await deps.renderer.page('admin/sign-in', {
+      ...pageVars(deps),
+      csrf: await signInToken(secret, nonce),
+      error,
+      token_generated: config.publisherTokenGenerated,
+      cookie_needs_https: !isSecureOrigin(config.publicUrl),
+    });
+    return c.html(html, status);
+  }
+
+  async function requireSession(c: Context<AdminEnv>, next: () => Promise<void>) {
+    if (c.req.path === SIGN_IN_PATH || c.req.path === ASSET_PATH) return next();
+    const session = await currentSession(c, secret);
+    if (!session) {
+      if (c.req.method === 'GET' && !wantsJson(c)) return c.redirect(SIGN_IN_PATH, 303);
+      throw new AppError('unauthorized', 'Sign in to the dashboard at /admin/sign-in first.');
+    }
+    c.set('session', session);
+    c.set('csrf', await csrfToken(secret, session.id));
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
+      // Besides the token: a browser that says where the form came from must say it came from here.
+      const origin = c.req.header('origin');
+      if (origin && origin !== ownOrigin) {
+        throw new AppError(
+          'forbidden_origin',
+          'Dashboard forms are only accepted from the dashboard itself.',
+        );
+      }
+      const fields = await readFields(c);
+      const given = c.req.header('x-csrf-token') ?? fields.csrf;
+      if (!(await checkCsrfToken(secret, session.id, given))) {
+        throw new AppError(
+          'invalid_csrf_token',
+          'This form did not come from your dashboard session (or the session changed). Reload the page and try again.',
+          'Form expired',
+        );
+      }
+    }
+    await next();
+  }
+}
+
+/** Whether browsers keep a `Secure` cookie for this address: https, or a local address for trying things out. */
+function isSecureOrigin(publicUrl: string): boolean {
+  const url = new URL(publicUrl);
+  return url.protocol === 'https:' || ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+}
+
+/** Renders a dashboard page with what every one of them needs. */
+export async function adminPage(
+  c: Context<AdminEnv>,
+  name: string,
+  vars: Record<string, unknown>,
+  status: 200 | 404 | 422 = 200,
+): Promise<Response> {
+  const deps = c.get('deps');
+  const html = await deps.renderer.page(`admin/${name}`, {
+    ...pageVars(deps),
+    csrf: c.get('csrf'),
+    section: name,
+    ...vars,
+  });
+  return c.html(html, status);
+}

@@ -1,0 +1,120 @@
+import { sql } from 'drizzle-orm';
+import type { Hono } from 'hono';
+import type { Db } from '../db/client.js';
+import { rows } from '../db/client.js';
+import type { Deps } from '../deps.js';
+import { AppError } from '../errors.js';
+import { findEssay, SLUG_SHAPE, sendoutProgress } from '../essays/service.js';
+import type { SendoutPoint } from './charts.js';
+import { duration, sendoutChart } from './charts.js';
+import { percentDone } from './overview.js';
+import type { AdminEnv } from './routes.js';
+import { adminPage } from './routes.js';
+
+const BUCKETS = 40;
+const FAILURES_SHOWN = 200;
+
+/**
+ * A send-out's states over time. No time series is stored: each delivery's updated_at is when it last
+ * changed, so a finished delivery (sent, skipped, failed, unknown) finished then. The finished ones are
+ * counted per time bucket since publishing, in one grouped query, and summed up; what is not finished by a
+ * bucket's end was pending then. Deliveries of erased subscribers have no time and are left out.
+ */
+export async function sendoutTimeline(
+  db: Db,
+  essay: { id: number; publishedAt: string },
+  total: number,
+): Promise<SendoutPoint[]> {
+  const [span] = await rows<{ seconds: number | null }>(
+    db,
+    sql`select extract(epoch from max(updated_at) - ${essay.publishedAt}::timestamptz)::float8 as seconds
+        from deliveries where essay_id = ${essay.id} and status in ('sent', 'skipped', 'failed', 'unknown')`,
+  );
+  const seconds = Math.max(1, Math.ceil(Number(span?.seconds ?? 0)));
+  const bucket = Math.max(1, Math.ceil(seconds / BUCKETS));
+  const counted = await rows<{ b: number; status: string; n: number }>(
+    db,
+    sql`select greatest(0, ceil(extract(epoch from updated_at - ${essay.publishedAt}::timestamptz) / ${bucket}))::int as b,
+               status::text as status, count(*)::int as n
+        from deliveries
+        where essay_id = ${essay.id} and status in ('sent', 'skipped', 'failed', 'unknown')
+        group by 1, 2`,
+  );
+  const last = Math.ceil(seconds / bucket);
+  const points: SendoutPoint[] = [];
+  const running = { sent: 0, skipped: 0, failed: 0, unknown: 0 };
+  for (let b = 0; b <= last; b++) {
+    for (const r of counted) {
+      if (Number(r.b) === b) running[r.status as keyof typeof running] += Number(r.n);
+    }
+    const finished = running.sent + running.skipped + running.failed + running.unknown;
+    points.push({ at: b * bucket, ...running, pending: Math.max(0, total - finished) });
+  }
+  return points;
+}
+
+interface Failure {
+  subscriberId: number;
+  email: string;
+  status: 'failed' | 'unknown';
+  attempts: number;
+  reason: string | null;
+  at: string | null;
+}
+
+async function failures(db: Db, essayId: number): Promise<Failure[]> {
+  const found = await rows<Failure & { at: Date | string | null }>(
+    db,
+    sql`select d.subscriber_id as "subscriberId", s.email, d.status::text as status, d.attempts,
+               d.last_error as reason, d.updated_at as at
+        from deliveries d join subscribers s on s.id = d.subscriber_id
+        where d.essay_id = ${essayId} and d.status in ('failed', 'unknown')
+        order by d.updated_at desc nulls last, d.subscriber_id
+        limit ${FAILURES_SHOWN}`,
+  );
+  return found.map((f) => ({ ...f, at: f.at ? new Date(f.at).toISOString() : null }));
+}
+
+async function essayOr404(db: Db, slug: string) {
+  const essay = SLUG_SHAPE.test(slug) ? await findEssay(db, slug) : undefined;
+  if (!essay) {
+    throw new AppError('not_found', 'No essay has that slug. The overview lists the latest send-outs.');
+  }
+  return essay;
+}
+
+/** A send-out's page, and its progress as JSON for the page's script. */
+export function sendoutRoutes(app: Hono<AdminEnv>, deps: Deps): void {
+  const db = deps.database.db;
+
+  app.get('/admin/sendouts/:slug/progress', async (c) => {
+    const essay = await essayOr404(db, c.req.param('slug'));
+    const sendout = await sendoutProgress(db, essay.id);
+    return c.json({
+      slug: essay.slug,
+      ...sendout,
+      done: sendout.total - sendout.pending,
+      percent: percentDone(sendout),
+    });
+  });
+
+  app.get('/admin/sendouts/:slug', async (c) => {
+    const essay = await essayOr404(db, c.req.param('slug'));
+    const sendout = await sendoutProgress(db, essay.id);
+    const timeline = await sendoutTimeline(db, essay, sendout.total);
+    return adminPage(c, 'sendout', {
+      title: essay.title,
+      essay,
+      sendout: { ...sendout, done: sendout.total - sendout.pending },
+      percent: percentDone(sendout),
+      sending: sendout.status === 'sending',
+      chart: sendoutChart(timeline, sendout.total),
+      timeline: timeline
+        .filter((_p, i) => i === timeline.length - 1 || i % Math.ceil(timeline.length / 10) === 0)
+        .map((p) => ({ ...p, after: duration(p.at) })),
+      failures: await failures(db, essay.id),
+      failures_limit: FAILURES_SHOWN,
+      existing: c.req.query('existing') === '1',
+    });
+  });
+}

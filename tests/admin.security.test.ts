@@ -1,0 +1,271 @@
+import { sql } from 'drizzle-orm';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SESSION_COOKIE, sessionCookieValue } from '../src/admin/session.js';
+import { rows } from '../src/db/client.js';
+import { Cookies, csrfIn, signIn } from './support/admin.js';
+import { addresses, seedSubscribers } from './support/sendout.js';
+import type { TestService } from './support/service.js';
+import { createTestService, PUBLISHER_TOKEN } from './support/service.js';
+
+const ESSAY = { slug: 'on-locks', title: 'On locks', url: 'https://essays.example.test/locks', summary: '' };
+
+/** Every page of the dashboard (GET, HTML). */
+const PAGES = [
+  '/admin',
+  '/admin/publish',
+  '/admin/sendouts/on-doors',
+  '/admin/subscribers',
+  '/admin/subscribers?q=reader',
+  '/admin/subscribers/1',
+  `/admin/publish/preview-frame?${new URLSearchParams(ESSAY)}`,
+];
+/** Every action (POST) behind a session. */
+const ACTIONS = ['/admin/publish/preview', '/admin/publish', '/admin/sign-out'];
+/** The JSON the page's script polls. */
+const JSON_ENDPOINTS = ['/admin/sendouts/on-doors/progress'];
+
+const SECRET = 'a-dashboard-session-secret-of-32-chars-or-more';
+
+async function essayCount(s: TestService): Promise<number> {
+  const [row] = await rows<{ n: number }>(s.database.db, sql`select count(*)::int as n from essays`);
+  return Number(row?.n);
+}
+
+async function expectRefused(s: TestService, cookie: string | undefined) {
+  const headers: Record<string, string> = cookie ? { cookie } : {};
+  for (const path of PAGES) {
+    const res = await s.app.request(path, { headers });
+    expect(res.status, path).toBe(303);
+    expect(res.headers.get('location'), path).toBe('/admin/sign-in');
+  }
+  for (const path of JSON_ENDPOINTS) {
+    const res = await s.app.request(path, { headers: { ...headers, accept: 'application/json' } });
+    expect(res.status, path).toBe(401);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthorized');
+  }
+  for (const path of ACTIONS) {
+    const res = await s.app.request(path, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...ESSAY, csrf: 'anything' }).toString(),
+    });
+    expect(res.status, path).toBe(401);
+    expect(res.headers.get('set-cookie'), path).toBeNull();
+  }
+  expect(await essayCount(s)).toBe(0);
+}
+
+describe('the dashboard refuses anyone without a valid session', () => {
+  let s: TestService;
+
+  beforeAll(async () => {
+    s = await createTestService({ ADMIN_SESSION_SECRET: SECRET, ADMIN_SIGNIN_LIMIT_PER_IP: '0' });
+    await seedSubscribers(s.database.db, 'confirmed', addresses('reader', 2));
+  });
+
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  it('without a cookie: pages send to the sign-in form, actions and JSON answer 401', async () => {
+    await expectRefused(s, undefined);
+  });
+
+  it('with a cookie whose signature is forged', async () => {
+    const admin = await signIn(s);
+    const real = admin.cookies.values.get(SESSION_COOKIE) as string;
+    const [expiry, id, signature] = real.split('.') as [string, string, string];
+    const flipped = `${signature.slice(0, -2)}${signature.endsWith('AA') ? 'BB' : 'AA'}`;
+    await expectRefused(s, `${SESSION_COOKIE}=${expiry}.${id}.${flipped}`);
+    // A later expiry with the old signature: the expiry is signed too.
+    await expectRefused(s, `${SESSION_COOKIE}=${Number(expiry) + 86_400_000}.${id}.${signature}`);
+    // Signed with another key (the publisher token instead of ADMIN_SESSION_SECRET).
+    const other = await sessionCookieValue(PUBLISHER_TOKEN, { id, expiresAt: Date.now() + 3_600_000 });
+    await expectRefused(s, `${SESSION_COOKIE}=${other}`);
+    await expectRefused(s, `${SESSION_COOKIE}=garbage`);
+  });
+
+  it('with a correctly signed cookie that has expired', async () => {
+    const expired = await sessionCookieValue(SECRET, {
+      id: 'AAAAAAAAAAAAAAAAAAAAAA',
+      expiresAt: Date.now() - 1000,
+    });
+    await expectRefused(s, `${SESSION_COOKIE}=${expired}`);
+    const valid = await sessionCookieValue(SECRET, {
+      id: 'AAAAAAAAAAAAAAAAAAAAAA',
+      expiresAt: Date.now() + 60_000,
+    });
+    expect(
+      (await s.app.request('/admin', { headers: { cookie: `${SESSION_COOKIE}=${valid}` } })).status,
+    ).toBe(200);
+  });
+
+  it('every action refuses a session without its CSRF token, or with another session’s', async () => {
+    const admin = await signIn(s);
+    const other = await signIn(s);
+    expect(other.csrf).not.toBe(admin.csrf);
+    for (const path of ACTIONS) {
+      for (const csrf of [undefined, '', 'x'.repeat(43), other.csrf]) {
+        const body = new URLSearchParams(csrf === undefined ? ESSAY : { ...ESSAY, csrf });
+        const res = await s.app.request(path, {
+          method: 'POST',
+          headers: { cookie: admin.cookies.header(), 'content-type': 'application/x-www-form-urlencoded' },
+          body: body.toString(),
+        });
+        expect(res.status, `${path} csrf=${csrf}`).toBe(403);
+        expect(await res.text()).toContain('Reload the page and try again');
+      }
+    }
+    expect(await essayCount(s)).toBe(0);
+    // The session's own token works (the preview only shows, it publishes nothing).
+    expect((await admin.post('/admin/publish/preview', ESSAY)).status).toBe(200);
+    expect(await essayCount(s)).toBe(0);
+  });
+
+  it('every action refuses a form posted from another origin, even with the right token', async () => {
+    const admin = await signIn(s);
+    for (const path of ACTIONS) {
+      const res = await s.app.request(path, {
+        method: 'POST',
+        headers: {
+          cookie: admin.cookies.header(),
+          origin: 'https://evil.example',
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: new URLSearchParams({ ...ESSAY, csrf: admin.csrf }).toString(),
+      });
+      expect(res.status, path).toBe(403);
+    }
+    expect(await essayCount(s)).toBe(0);
+  });
+
+  it('the session cookie is Secure, HttpOnly, SameSite=Strict and only sent to /admin', async () => {
+    const cookies = new Cookies();
+    const form = await s.app.request('/admin/sign-in');
+    cookies.take(form);
+    const res = await s.app.request('/admin/sign-in', {
+      method: 'POST',
+      headers: { cookie: cookies.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: csrfIn(await form.text()), token: PUBLISHER_TOKEN }).toString(),
+    });
+    expect(res.status).toBe(303);
+    const session = res.headers.getSetCookie().find((c) => c.startsWith(`${SESSION_COOKIE}=`)) ?? '';
+    expect(session).toMatch(/; Secure/);
+    expect(session).toMatch(/; HttpOnly/);
+    expect(session).toMatch(/; SameSite=Strict/);
+    expect(session).toMatch(/; Path=\/admin(;|$)/);
+    expect(session).toMatch(/; Max-Age=43200/);
+    const signInCookie = form.headers.getSetCookie()[0] ?? '';
+    expect(signInCookie).toMatch(/; Secure/);
+    expect(signInCookie).toMatch(/; HttpOnly/);
+    expect(signInCookie).toMatch(/; SameSite=Strict/);
+  });
+
+  it('the sign-in form refuses a post without its CSRF token or cookie, or from another origin', async () => {
+    const form = await s.app.request('/admin/sign-in');
+    const cookies = new Cookies().take(form);
+    const token = csrfIn(await form.text());
+    const attempts: { cookie: string; body: Record<string, string>; origin?: string }[] = [
+      { cookie: '', body: { csrf: token, token: PUBLISHER_TOKEN } },
+      { cookie: cookies.header(), body: { token: PUBLISHER_TOKEN } },
+      { cookie: cookies.header(), body: { csrf: 'x'.repeat(43), token: PUBLISHER_TOKEN } },
+      {
+        cookie: cookies.header(),
+        body: { csrf: token, token: PUBLISHER_TOKEN },
+        origin: 'https://evil.example',
+      },
+    ];
+    for (const a of attempts) {
+      const res = await s.app.request('/admin/sign-in', {
+        method: 'POST',
+        headers: {
+          cookie: a.cookie,
+          'content-type': 'application/x-www-form-urlencoded',
+          ...(a.origin ? { origin: a.origin } : {}),
+        },
+        body: new URLSearchParams(a.body).toString(),
+      });
+      expect(res.status).toBe(403);
+      expect(res.headers.getSetCookie().some((c) => c.startsWith(`${SESSION_COOKIE}=`))).toBe(false);
+    }
+  });
+
+  it('a wrong token gets the form again with a 401 and no session', async () => {
+    const form = await s.app.request('/admin/sign-in');
+    const cookies = new Cookies().take(form);
+    const res = await s.app.request('/admin/sign-in', {
+      method: 'POST',
+      headers: { cookie: cookies.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: csrfIn(await form.text()), token: `${PUBLISHER_TOKEN}x` }).toString(),
+    });
+    expect(res.status).toBe(401);
+    expect(await res.text()).toContain('That is not the publisher token');
+    expect(res.headers.getSetCookie().some((c) => c.startsWith(`${SESSION_COOKIE}=`))).toBe(false);
+  });
+
+  it('dashboard pages have a strict CSP of their own and are never cached', async () => {
+    const admin = await signIn(s);
+    const res = await admin.get('/admin');
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("default-src 'none'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(res.headers.get('cache-control')).toBe('no-store');
+    expect(res.headers.get('referrer-policy')).toBe('same-origin');
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    const frame = await admin.get(`/admin/publish/preview-frame?${new URLSearchParams(ESSAY)}`);
+    expect(frame.headers.get('content-security-policy')).toMatch(/sandbox;.*frame-ancestors 'self'/);
+    expect(frame.headers.get('content-security-policy')).not.toContain('script-src');
+  });
+
+  it('what publishers and readers typed is shown as text, never as markup', async () => {
+    await seedSubscribers(s.database.db, 'confirmed', ['"><script>alert(1)</script>@example.org']);
+    const admin = await signIn(s);
+    const evil = {
+      ...ESSAY,
+      slug: 'on-xss',
+      title: '<img src=x onerror=alert(1)>',
+      summary: '<script>x</script>',
+    };
+    const preview = await (await admin.post('/admin/publish/preview', evil)).text();
+    expect(preview).not.toContain('<img src=x');
+    expect(preview).not.toContain('<script>x');
+    const search = await (await admin.get('/admin/subscribers?q=script')).text();
+    expect(search).toContain('&lt;script&gt;alert(1)&lt;/script&gt;@example.org');
+    expect(search).not.toContain('<script>alert(1)');
+  });
+});
+
+describe('signing in is rate-limited like any other guess', () => {
+  let s: TestService;
+
+  beforeAll(async () => {
+    s = await createTestService({ ADMIN_SIGNIN_LIMIT_PER_IP: '3' });
+  });
+
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  async function attempt(token: string): Promise<Response> {
+    const form = await s.app.request('/admin/sign-in');
+    const cookies = new Cookies().take(form);
+    return s.app.request('/admin/sign-in', {
+      method: 'POST',
+      headers: { cookie: cookies.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ csrf: csrfIn(await form.text()), token }).toString(),
+    });
+  }
+
+  it('after 3 attempts the next answers 429, even with the right token', async () => {
+    for (let i = 0; i < 3; i++) expect((await attempt(`wrong-token-${i}-0123456789`)).status).toBe(401);
+    const refused = await attempt('wrong-token-again-0123456789');
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await refused.text()).toContain('Too many sign-in attempts');
+    const right = await attempt(PUBLISHER_TOKEN);
+    expect(right.status).toBe(429);
+    expect(right.headers.getSetCookie().some((c) => c.startsWith(`${SESSION_COOKIE}=`))).toBe(false);
+  });
+});
