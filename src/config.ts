@@ -232,7 +232,9 @@ export function parseConfig(env: Env): Config {
     );
   }
   if (!e.MAIL_FROM) {
-    warnings.push(`MAIL_FROM is not set: emails go out from the placeholder "${PLACEHOLDER_FROM}".`);
+    warnings.push(
+      `MAIL_FROM is not set: emails go out from the placeholder ${PLACEHOLDER_FROM}; set MAIL_FROM="Essays <essays@your-domain>".`,
+    );
   }
   const publisherToken = e.PUBLISHER_TOKEN ?? randomBytes(24).toString('base64url');
   return {
