@@ -1,12 +1,5 @@
-import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDbKind } from './support/db.js';
-import { freePort } from './support/process.js';
 import type { SnsFields, SnsFixture } from './support/sns.js';
 import {
   notification,
@@ -16,75 +9,30 @@ import {
   strangerKeyPem,
   subscriptionConfirmation,
 } from './support/sns.js';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const WRANGLER = fileURLToPath(new URL('../node_modules/wrangler/bin/wrangler.js', import.meta.url));
+import type { WranglerDev } from './support/wrangler.js';
+import { startWrangler } from './support/wrangler.js';
 
 // The SNS signature check inside a real workerd (`wrangler dev`): WebCrypto's SHA-1 and SHA-256 RSA
 // verification and the certificate reader behave there as on Node. No database is involved, so it runs once,
 // in the pglite project.
 describe.skipIf(testDbKind !== 'pglite')('SNS signatures are checked the same on Cloudflare Workers', () => {
   let sns: SnsFixture;
-  let wrangler: ChildProcess;
+  let wrangler: WranglerDev | undefined;
   let base: string;
-  let stateDir: string;
-  let output = '';
 
   beforeAll(async () => {
     sns = await startFakeSns();
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    stateDir = await mkdtemp(join(tmpdir(), 'oneletter-sns-worker-'));
-    const args = [
-      WRANGLER,
-      'dev',
-      'tests/support/sns-worker.ts',
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(port),
-    ];
-    args.push('--persist-to', stateDir, '--inspector-port', String(await freePort()));
-    // Its own process group: wrangler starts workerd and esbuild, and all of them must go at the end.
-    wrangler = spawn(process.execPath, args, {
-      cwd: ROOT,
-      env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false' },
-      detached: true,
+    wrangler = await startWrangler({
+      script: 'tests/support/sns-worker.ts',
+      ready: async (address) =>
+        (await fetch(address, { method: 'POST', body: '{"certificate":"","message":{}}' })).ok,
     });
-    wrangler.stdout?.on('data', (chunk) => {
-      output += chunk;
-    });
-    wrangler.stderr?.on('data', (chunk) => {
-      output += chunk;
-    });
-    const started = Date.now();
-    for (;;) {
-      const up = await fetch(base, { method: 'POST', body: '{"certificate":"","message":{}}' }).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (up) break;
-      if (Date.now() - started > 90_000 || wrangler.exitCode !== null) {
-        throw new Error(`wrangler dev did not start:\n${output}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
+    base = wrangler.base;
   }, 120_000);
 
   afterAll(async () => {
-    const group = wrangler?.pid;
-    if (group) {
-      const kill = (signal: NodeJS.Signals) => {
-        try {
-          process.kill(-group, signal);
-        } catch {}
-      };
-      kill('SIGTERM');
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      kill('SIGKILL');
-    }
+    await wrangler?.stop();
     await sns?.close();
-    if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 
   const check = async (message: SnsFields) => {

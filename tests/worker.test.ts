@@ -1,9 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rows } from '../src/db/client.js';
@@ -13,23 +7,19 @@ import { Cookies, csrfIn } from './support/admin.js';
 import { createServerDatabase, dropServerDatabase, testDbKind } from './support/db.js';
 import type { FeedServer, Item } from './support/feeds.js';
 import { rss, startFeedServer } from './support/feeds.js';
-import { freePort } from './support/process.js';
 import { confirmTokenIn, PUBLISHER_TOKEN, unsubscribeTokenIn } from './support/service.js';
 import type { SmtpSink } from './support/smtp.js';
 import { startSmtpSink } from './support/smtp.js';
-
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const WRANGLER = fileURLToPath(new URL('../node_modules/wrangler/bin/wrangler.js', import.meta.url));
+import type { WranglerDev } from './support/wrangler.js';
+import { startWrangler } from './support/wrangler.js';
 
 // A real workerd (`wrangler dev`) running src/entry/worker.ts against PostgreSQL and a real SMTP sink.
 // The Worker needs PostgreSQL, so this runs in the postgres project only.
 describe.skipIf(testDbKind !== 'postgres')('the service as a Cloudflare Worker (wrangler dev)', () => {
   let databaseUrl: string;
   let smtp: SmtpSink;
-  let wrangler: ChildProcess;
+  let wrangler: WranglerDev | undefined;
   let base: string;
-  let stateDir: string;
-  let output = '';
   let feeds: FeedServer;
   const firstEntry: Item = {
     id: 'https://example.org/essays/old',
@@ -45,67 +35,31 @@ describe.skipIf(testDbKind !== 'postgres')('the service as a Cloudflare Worker (
     smtp = await startSmtpSink();
     feeds = await startFeedServer();
     feeds.routes.set('/feed.xml', { body: rss([firstEntry]), contentType: 'application/rss+xml' });
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    stateDir = await mkdtemp(join(tmpdir(), 'oneletter-wrangler-'));
-    const vars = {
-      DATABASE_URL: databaseUrl,
-      // workerd does not resolve localhost: the SMTP server is named by its IP address.
-      SMTP_URL: smtp.url,
-      PUBLISHER_TOKEN,
-      PUBLIC_URL: base,
-      MAIL_FROM: 'Essays <essays@example.test>',
-      SITE_NAME: 'Worker Essays',
-      CONFIRM_RESEND_MINUTES: '0',
-      SUBSCRIBE_LIMIT_PER_IP: '0',
-      FEED_URL: feeds.url('/feed.xml'),
-      FEED_POLL_SECONDS: '60',
-    };
-    const args = [WRANGLER, 'dev', '--ip', '127.0.0.1', '--port', String(port), '--test-scheduled'];
-    args.push('--persist-to', stateDir, '--inspector-port', String(await freePort()));
-    for (const [key, value] of Object.entries(vars)) args.push('--var', `${key}:${value}`);
-    // Its own process group: wrangler starts workerd and esbuild, and all of them must go at the end.
-    wrangler = spawn(process.execPath, args, {
-      cwd: ROOT,
-      env: { ...process.env, CI: 'true', WRANGLER_SEND_METRICS: 'false' },
-      detached: true,
+    wrangler = await startWrangler({
+      args: ['--test-scheduled'],
+      vars: (address) => ({
+        DATABASE_URL: databaseUrl,
+        // workerd does not resolve localhost: the SMTP server is named by its IP address.
+        SMTP_URL: smtp.url,
+        PUBLISHER_TOKEN,
+        PUBLIC_URL: address,
+        MAIL_FROM: 'Essays <essays@example.test>',
+        SITE_NAME: 'Worker Essays',
+        CONFIRM_RESEND_MINUTES: '0',
+        SUBSCRIBE_LIMIT_PER_IP: '0',
+        FEED_URL: feeds.url('/feed.xml'),
+        FEED_POLL_SECONDS: '60',
+      }),
+      ready: async (address) => (await fetch(`${address}/healthz`)).ok,
     });
-    wrangler.stdout?.on('data', (chunk) => {
-      output += chunk;
-    });
-    wrangler.stderr?.on('data', (chunk) => {
-      output += chunk;
-    });
-    const started = Date.now();
-    for (;;) {
-      const ok = await fetch(`${base}/healthz`).then(
-        (r) => r.ok,
-        () => false,
-      );
-      if (ok) break;
-      if (Date.now() - started > 90_000 || wrangler.exitCode !== null) {
-        throw new Error(`wrangler dev did not start:\n${output}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 500));
-    }
+    base = wrangler.base;
   }, 120_000);
 
   afterAll(async () => {
-    const group = wrangler?.pid;
-    if (group) {
-      const kill = (signal: NodeJS.Signals) => {
-        try {
-          process.kill(-group, signal);
-        } catch {}
-      };
-      kill('SIGTERM');
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      kill('SIGKILL');
-    }
+    await wrangler?.stop();
     await smtp?.close();
     await feeds?.close();
     if (databaseUrl) await dropServerDatabase(databaseUrl);
-    if (stateDir) await rm(stateDir, { recursive: true, force: true });
   });
 
   const cron = () => fetch(`${base}/__scheduled?cron=*+*+*+*+*`);
