@@ -1,12 +1,9 @@
-import { execFile } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
-import { promisify } from 'node:util';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './support/process.js';
 import type { TestService } from './support/service.js';
 import { createTestService, PUBLISHER_TOKEN } from './support/service.js';
-
-const run = promisify(execFile);
 
 describe('the publisher CLI', () => {
   let s: TestService;
@@ -33,17 +30,7 @@ describe('the publisher CLI', () => {
   });
 
   const cli = (args: string[], env: Record<string, string> = {}) =>
-    run('node', ['--import', 'tsx', 'src/entry/cli.ts', ...args], {
-      env: { ...process.env, PUBLISHER_TOKEN, ...env },
-      timeout: 60_000,
-    }).then(
-      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-      (e: { code: number; stdout: string; stderr: string }) => ({
-        code: e.code,
-        stdout: e.stdout,
-        stderr: e.stderr,
-      }),
-    );
+    runCli(args, { ...process.env, PUBLISHER_TOKEN, ...env });
 
   it('publishes through the API, waits for the send-out, and prints a summary', async () => {
     const result = await cli([

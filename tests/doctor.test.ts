@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { formatReport } from '../src/doctor/cli.js';
@@ -18,11 +16,9 @@ import { compose } from '../src/mail/smtp.js';
 import type { DnsServer } from './support/dns.js';
 import { startDnsServer } from './support/dns.js';
 import type { ProcessDatabase } from './support/process.js';
-import { createProcessDatabase, freePort } from './support/process.js';
+import { createProcessDatabase, freePort, runCli } from './support/process.js';
 import type { SmtpSink } from './support/smtp.js';
 import { startSmtpSink } from './support/smtp.js';
-
-const run = promisify(execFile);
 
 function rsaKey() {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -91,18 +87,8 @@ describe('npm run doctor', () => {
   });
 
   const doctor = (args: string[], settings: Record<string, string>) =>
-    run('node', ['--import', 'tsx', 'src/entry/cli.ts', 'doctor', ...args], {
-      // Only the settings given: nothing of this machine's environment leaks into the check.
-      env: { PATH: process.env.PATH ?? '', ...settings },
-      timeout: 60_000,
-    }).then(
-      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-      (e: { code: number; stdout: string; stderr: string }) => ({
-        code: e.code,
-        stdout: e.stdout,
-        stderr: e.stderr,
-      }),
-    );
+    // Only the settings given: nothing of this machine's environment leaks into the check.
+    runCli(['doctor', ...args], { PATH: process.env.PATH ?? '', ...settings });
 
   it('passes a well set-up domain on every check and exits 0', async () => {
     const result = await doctor(['--dns', dns.address], env);

@@ -1,15 +1,12 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './support/process.js';
 import type { TestService } from './support/service.js';
 import { createTestService, PUBLISHER_TOKEN } from './support/service.js';
-
-const run = promisify(execFile);
 
 describe('the publisher CLI: subscribers and stats', () => {
   let s: TestService;
@@ -31,17 +28,7 @@ describe('the publisher CLI: subscribers and stats', () => {
   });
 
   const cli = (args: string[], env: Record<string, string> = {}) =>
-    run('node', ['--import', 'tsx', 'src/entry/cli.ts', ...args, '--api', api], {
-      env: { ...process.env, PUBLISHER_TOKEN, ...env },
-      timeout: 60_000,
-    }).then(
-      (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-      (e: { code: number; stdout: string; stderr: string }) => ({
-        code: e.code,
-        stdout: e.stdout,
-        stderr: e.stderr,
-      }),
-    );
+    runCli([...args, '--api', api], { ...process.env, PUBLISHER_TOKEN, ...env });
 
   it('imports a file, listing its bad lines, and a second import changes nothing', async () => {
     const file = join(dir, 'in.csv');

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo, Server, Socket } from 'node:net';
@@ -7,6 +7,7 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { sql } from 'drizzle-orm';
 import type { Database } from '../../src/db/client.js';
 import { rows } from '../../src/db/client.js';
@@ -18,6 +19,24 @@ import { createServerDatabase, dropServerDatabase, testDbKind } from './db.js';
 import { PUBLIC_URL, PUBLISHER_TOKEN } from './service.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `npm run cli -- …` as a child process with exactly `env`, and returns its exit code and output. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<CliResult> {
+  return promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/entry/cli.ts', ...args], {
+    cwd: ROOT,
+    env,
+    timeout: 60_000,
+  }).then(
+    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+    (e: CliResult) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
+  );
+}
 
 /** A free TCP port on 127.0.0.1 (listen on port 0, note the port, close). */
 export async function freePort(): Promise<number> {
