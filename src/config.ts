@@ -120,7 +120,7 @@ const schema = z.object({
     ),
   ADMIN_SESSION_SECRET: z.string().min(32, { error: 'expected at least 32 characters' }).optional(),
   ADMIN_SESSION_HOURS: int(1, 24 * 30).default(12),
-  ADMIN_SIGNIN_LIMIT_PER_IP: int(0, 1_000_000).default(10),
+  WRONG_TOKEN_LIMIT_PER_IP: int(0, 1_000_000).default(10),
 });
 
 export type Env = Record<string, string | undefined>;
@@ -174,8 +174,8 @@ export interface Config {
   /** The key the dashboard's session cookies are signed with (ADMIN_SESSION_SECRET, else PUBLISHER_TOKEN). */
   adminSessionSecret: string;
   adminSessionMs: number;
-  /** Sign-in attempts at /admin per client IP in each rate-limit window (0: no limit). */
-  adminSignInLimitPerIp: number;
+  /** Wrong publisher tokens (API or dashboard sign-in) per client IP in each rate-limit window (0: no limit). */
+  wrongTokenLimitPerIp: number;
   /** Things an operator should hear about at start, none fatal. */
   warnings: string[];
 }
@@ -278,7 +278,7 @@ export function parseConfig(env: Env): Config {
     sesSnsTopicArns: e.SES_SNS_TOPIC_ARN,
     adminSessionSecret: e.ADMIN_SESSION_SECRET ?? publisherToken,
     adminSessionMs: e.ADMIN_SESSION_HOURS * 3_600_000,
-    adminSignInLimitPerIp: e.ADMIN_SIGNIN_LIMIT_PER_IP,
+    wrongTokenLimitPerIp: e.WRONG_TOKEN_LIMIT_PER_IP,
     warnings,
   };
 }

@@ -60,3 +60,17 @@ export async function pruneLimits(db: Db): Promise<void> {
 export function addressKey(email: string): string {
   return createHash('sha256').update(email.trim().toLowerCase()).digest('base64url').slice(0, 32);
 }
+
+/** The verdict `hitLimits` would give for what is counted so far, without counting this request. */
+export async function limitHits(db: Db, limit: Limit): Promise<LimitVerdict> {
+  if (limit.max <= 0) return { allowed: true, retryAfter: 0 };
+  const [row] = await rows<{ hits: number; retry_after: number }>(
+    db,
+    sql`
+      select hits, ceil(extract(epoch from window_start - now()))::int as retry_after from rate_limits
+      where key = ${limit.key}
+        and window_start = to_timestamp(floor(extract(epoch from now()) / ${limit.windowSeconds}) * ${limit.windowSeconds})`,
+  );
+  if (!row || Number(row.hits) <= limit.max) return { allowed: true, retryAfter: 0 };
+  return { allowed: false, retryAfter: Math.max(1, Number(row.retry_after) + limit.windowSeconds) };
+}

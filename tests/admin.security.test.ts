@@ -59,7 +59,7 @@ describe('the dashboard refuses anyone without a valid session', () => {
   let s: TestService;
 
   beforeAll(async () => {
-    s = await createTestService({ ADMIN_SESSION_SECRET: SECRET, ADMIN_SIGNIN_LIMIT_PER_IP: '0' });
+    s = await createTestService({ ADMIN_SESSION_SECRET: SECRET, WRONG_TOKEN_LIMIT_PER_IP: '0' });
     await seedSubscribers(s.database.db, 'confirmed', addresses('reader', 2));
   });
 
@@ -241,7 +241,7 @@ describe('signing in is rate-limited like any other guess', () => {
   let s: TestService;
 
   beforeAll(async () => {
-    s = await createTestService({ ADMIN_SIGNIN_LIMIT_PER_IP: '3' });
+    s = await createTestService({ WRONG_TOKEN_LIMIT_PER_IP: '3' });
   });
 
   afterAll(async () => {
@@ -258,12 +258,16 @@ describe('signing in is rate-limited like any other guess', () => {
     });
   }
 
-  it('after 3 attempts the next answers 429, even with the right token', async () => {
+  it('a right token is never counted', async () => {
+    for (let i = 0; i < 5; i++) expect((await attempt(PUBLISHER_TOKEN)).status).toBe(303);
+  });
+
+  it('after 3 wrong tokens the next answers 429, even with the right token', async () => {
     for (let i = 0; i < 3; i++) expect((await attempt(`wrong-token-${i}-0123456789`)).status).toBe(401);
     const refused = await attempt('wrong-token-again-0123456789');
     expect(refused.status).toBe(429);
     expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
-    expect(await refused.text()).toContain('Too many sign-in attempts');
+    expect(await refused.text()).toContain('Too many wrong publisher tokens');
     const right = await attempt(PUBLISHER_TOKEN);
     expect(right.status).toBe(429);
     expect(right.headers.getSetCookie().some((c) => c.startsWith(`${SESSION_COOKIE}=`))).toBe(false);

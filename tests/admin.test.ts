@@ -17,7 +17,7 @@ describe('the publisher dashboard', () => {
   let s: TestService;
 
   beforeAll(async () => {
-    s = await createTestService({ ADMIN_SIGNIN_LIMIT_PER_IP: '0' });
+    s = await createTestService({ WRONG_TOKEN_LIMIT_PER_IP: '0' });
     const db = s.database.db;
     await seedSubscribers(db, 'confirmed', addresses('reader', 5));
     await seedSubscribers(db, 'pending', addresses('waiting', 2));

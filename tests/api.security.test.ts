@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rows } from '../src/db/client.js';
+import { Cookies, csrfIn, form } from './support/admin.js';
 import type { ErrorAnswer } from './support/sendout.js';
 import { addresses, answer, seedSubscribers } from './support/sendout.js';
 import type { TestService } from './support/service.js';
@@ -73,6 +74,61 @@ describe('the publisher API lets in only the publisher token', () => {
     });
     expect(known.status).toBe(404);
     expect(((await known.json()) as ErrorAnswer).error.code).toBe('not_found');
+  });
+});
+
+describe('wrong publisher tokens are rate-limited per client IP, on the API and the dashboard together', () => {
+  let s: TestService;
+  beforeAll(async () => {
+    s = await createTestService({ WRONG_TOKEN_LIMIT_PER_IP: '3', TRUST_PROXY: 'true' });
+  });
+  afterAll(() => s?.close());
+
+  const read = (token: string | undefined, ip: string) =>
+    s.app.request('/api/essays/none', {
+      headers: {
+        'x-forwarded-for': ip,
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+      },
+    });
+  const wrong = 'wrong-token-0123456789abcdef';
+
+  it('does not count the right token, nor a request without one', async () => {
+    for (let i = 0; i < 5; i++) {
+      expect((await read(PUBLISHER_TOKEN, '203.0.113.1')).status).toBe(404);
+      expect((await read(undefined, '203.0.113.1')).status).toBe(401);
+    }
+    expect((await read(wrong, '203.0.113.1')).status).toBe(401);
+  });
+
+  it('answers 429 with Retry-After past the limit, then even to the right token, for that IP only', async () => {
+    const ip = '203.0.113.2';
+    for (let i = 0; i < 3; i++) expect((await read(wrong, ip)).status).toBe(401);
+    const refused = await read(wrong, ip);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(((await refused.json()) as ErrorAnswer).error.code).toBe('rate_limited');
+    // A guesser past the limit can't tell a hit from a miss.
+    expect((await read(PUBLISHER_TOKEN, ip)).status).toBe(429);
+    expect((await read(PUBLISHER_TOKEN, '203.0.113.3')).status).toBe(404);
+  });
+
+  it('counts wrong tokens at the dashboard sign-in against the same limit', async () => {
+    const ip = '203.0.113.4';
+    // Three wrong on the API use the allowance up: the fourth, at the dashboard, is one too many.
+    for (let i = 0; i < 3; i++) expect((await read(wrong, ip)).status).toBe(401);
+    const page = await s.app.request('/admin/sign-in', { headers: { 'x-forwarded-for': ip } });
+    const cookies = new Cookies().take(page);
+    const { body, 'content-type': contentType } = form({
+      csrf: csrfIn(await page.text()),
+      token: wrong,
+    });
+    const signIn = await s.app.request('/admin/sign-in', {
+      method: 'POST',
+      headers: { 'x-forwarded-for': ip, cookie: cookies.header(), 'content-type': contentType },
+      body,
+    });
+    expect(signIn.status).toBe(429);
   });
 });
 

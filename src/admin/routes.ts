@@ -1,12 +1,10 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { Hono } from 'hono';
-import { clientIp } from '../client-ip.js';
 import type { Config } from '../config.js';
 import type { AppEnv, Deps } from '../deps.js';
 import { AppError, pageVars, wantsJson } from '../errors.js';
 import { readFields } from '../http.js';
-import { hitLimits } from '../rate-limit.js';
-import { safeEqual } from '../tokens.js';
+import { checkPublisherToken } from '../token-guesses.js';
 import { overviewRoutes } from './overview.js';
 import { publishRoutes } from './publish.js';
 import { sendoutRoutes } from './sendout.js';
@@ -100,25 +98,7 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
         'Sign-in form expired',
       );
     }
-    // Every attempt counts, before the token is looked at: a guesser gets the same few tries as anyone.
-    const verdict = await hitLimits(deps.database.db, [
-      {
-        key: `admin-sign-in-ip:${clientIp(c)}`,
-        max: config.adminSignInLimitPerIp,
-        windowSeconds: config.rateLimitWindowSeconds,
-      },
-    ]);
-    if (!verdict.allowed) {
-      const minutes = Math.ceil(verdict.retryAfter / 60);
-      throw new AppError(
-        'rate_limited',
-        `Too many sign-in attempts. Please try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`,
-        'Too many sign-in attempts',
-        verdict.retryAfter,
-      );
-    }
-    if (!safeEqual(fields.token ?? '', config.publisherToken)) {
-      deps.log.info({ msg: 'admin sign-in refused: wrong token' });
+    if ((await checkPublisherToken(deps, c, fields.token)) === 'wrong') {
       return signInPage(c, 'That is not the publisher token. Check PUBLISHER_TOKEN and try again.', 401);
     }
     clearSignInNonce(c);

@@ -8,7 +8,7 @@ import { essayInput, findEssay, publish, SLUG_SHAPE, sendoutProgress } from './s
 /** The publisher's side: publish an essay and follow its send-out. */
 export function essayRoutes(deps: Deps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  app.use('/api/*', publisherAuth(deps.config.publisherToken));
+  app.use('/api/*', publisherAuth(deps));
 
   app.post('/api/essays', async (c) => {
     if (!/^application\/(.+\+)?json/i.test(c.req.header('content-type') ?? '')) {

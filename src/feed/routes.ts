@@ -8,7 +8,7 @@ import { sendFeedEntry } from './watcher.js';
 /** The publisher's opt-in: send an entry the feed watcher recorded without sending. */
 export function feedRoutes(deps: Deps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  app.use('/api/feed/*', publisherAuth(deps.config.publisherToken));
+  app.use('/api/feed/*', publisherAuth(deps));
 
   // :id is the entry's id (guid/id) or its link, percent-encoded as one path segment.
   app.post('/api/feed/entries/:id/send', async (c) => {

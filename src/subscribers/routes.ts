@@ -150,7 +150,7 @@ const CSV_TYPES = /^(text\/csv|application\/csv|text\/plain)\b/i;
 export function subscriberRoutes(deps: Deps): OpenAPIHono<AppEnv> {
   const app = new OpenAPIHono<AppEnv>({ defaultHook: invalidInput });
   const db = deps.database.db;
-  const auth = publisherAuth(deps.config.publisherToken);
+  const auth = publisherAuth(deps);
   app.use('/api/subscribers', auth);
   app.use('/api/subscribers/*', auth);
   app.use('/api/stats', auth);

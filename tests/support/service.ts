@@ -54,6 +54,7 @@ export async function createTestService(
     // Rate limits are off unless a test turns them on (tests/ratelimit.test.ts): many tests share one "client".
     SUBSCRIBE_LIMIT_PER_IP: '0',
     SUBSCRIBE_LIMIT_PER_ADDRESS: '0',
+    WRONG_TOKEN_LIMIT_PER_IP: '0',
     ...env,
   });
   const renderer = createRenderer(loadTemplates());
