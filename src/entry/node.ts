@@ -8,7 +8,7 @@ import type { Deps } from '../deps.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { createDispatcher } from '../dispatch/dispatcher.js';
 import type { Logger } from '../log.js';
-import { createLogger, describeError } from '../log.js';
+import { batchedStdout, createLogger, describeError } from '../log.js';
 import type { Mailer } from '../mail/mailer.js';
 import { createRenderer } from '../mail/render.js';
 import { createSmtpMailer } from '../mail/smtp.js';
@@ -46,7 +46,8 @@ function withKeyFile(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
  * `npm run worker` (--worker): a dispatcher alone, for sites that add workers against one PostgreSQL.
  */
 async function main(argv: string[]): Promise<void> {
-  const log = createLogger();
+  const out = batchedStdout();
+  const log = createLogger(out);
   const workerOnly = argv.includes('--worker');
   let config: Config;
   try {
@@ -120,7 +121,7 @@ async function main(argv: string[]): Promise<void> {
     server = serve({ fetch: app.fetch, port: config.port }, (info) => {
       log.info({ msg: 'listening', url: config.publicUrl, port: info.port });
       if (config.publisherTokenGenerated) {
-        process.stdout.write(
+        out(
           `\nPUBLISHER_TOKEN was not set, so this run uses a random one (it changes at every start):\n\n` +
             `    ${config.publisherToken}\n\nSet PUBLISHER_TOKEN to keep one.\n\n`,
         );
