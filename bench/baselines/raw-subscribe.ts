@@ -1,7 +1,8 @@
 /**
  * Baseline: POST /subscribe as plain node:http + postgres.js, running the same statements as the service
- * (the rate-limit counters, then the subscriber upsert and the confirmation request), prepared, with no
- * framework, validation library or logging around them.
+ * (src/rate-limit.ts: the rate-limit counters; src/subscriptions/service.ts: the
+ * subscriber upsert, its event and the confirmation request), prepared, with no framework, validation
+ * library or logging around them.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -44,6 +45,8 @@ const server = createServer((req, res) => {
           values (${email}, ${randomBytes(32).toString('base64url')})
           on conflict ((lower(email))) do update set updated_at = now()
           returning id
+        ), event as (
+          insert into subscriber_events (subscriber_id, kind) select id, 'subscribed' from subscriber
         )
         insert into confirmations (subscriber_id, name)
         select id, ${body.name ?? null} from subscriber`;
