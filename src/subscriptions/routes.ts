@@ -33,10 +33,13 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
       deps.log.info({ msg: 'honeypot filled; request dropped' });
       return accepted(c, redirect);
     }
-    const parsed = subscribeInput.safeParse({ email: fields.email ?? '', name: fields.name });
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const code = issue?.path[0] === 'email' ? 'invalid_email' : 'invalid_input';
+    // The Standard Schema entry point: the same checks and messages as safeParse(), without building a
+    // ZodError (a third of the CPU time of refusing an invalid address). The schema is synchronous.
+    const parsed = subscribeInput['~standard'].validate({ email: fields.email ?? '', name: fields.name });
+    if (parsed instanceof Promise) throw new Error('subscribeInput must validate synchronously');
+    if (parsed.issues) {
+      const issue = parsed.issues[0];
+      const code = issue?.path?.[0] === 'email' ? 'invalid_email' : 'invalid_input';
       throw new AppError(code, issue?.message ?? 'Check the form and try again.');
     }
     const verdict = await hitLimits(deps.database.db, [
@@ -46,7 +49,7 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
         windowSeconds: config.rateLimitWindowSeconds,
       },
       {
-        key: `subscribe-address:${addressKey(parsed.data.email)}`,
+        key: `subscribe-address:${addressKey(parsed.value.email)}`,
         max: config.subscribeLimitPerAddress,
         windowSeconds: config.rateLimitWindowSeconds,
       },
@@ -60,7 +63,7 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
         verdict.retryAfter,
       );
     }
-    await subscribe(deps.database.db, parsed.data);
+    await subscribe(deps.database.db, parsed.value);
     deps.kick?.();
     return accepted(c, redirect);
   });
