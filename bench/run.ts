@@ -17,7 +17,7 @@ import type { SendoutResult } from './sendout.js';
 import { measureSendout } from './sendout.js';
 import type { SubscribeResult } from './subscribe.js';
 import { measureSubscribe, SCENARIOS } from './subscribe.js';
-import { ROOT } from './support.js';
+import { buildService, ROOT } from './support.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
@@ -37,6 +37,9 @@ const machine = {
   node: process.version,
   platform: `${process.platform} ${process.arch}`,
 };
+
+// The service runs as `npm start` and `npm run worker` run it: compiled to dist/ first.
+await buildService();
 
 const sendout: SendoutResult[] = [];
 if (runs('sendout')) {

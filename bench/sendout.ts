@@ -19,7 +19,7 @@ import { createRenderer } from '../src/mail/render.js';
 import { loadTemplates } from '../src/mail/templates-fs.js';
 import { createServerDatabase, dropServerDatabase } from '../tests/support/db.js';
 import type { Sink } from './support.js';
-import { memoryOf, SMTP_SOURCE, sleep, startSink, startTs } from './support.js';
+import { memoryOf, SMTP_SOURCE, sleep, startService, startSink } from './support.js';
 
 export const MAIL_FROM = 'Essays <essays@example.org>';
 export const PUBLIC_URL = 'https://news.example.org';
@@ -188,12 +188,12 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
   const database = await openPostgres(url, { poolSize: 2, migrationsFolder: MIGRATIONS_FOLDER });
   const { db } = database;
   const sink = await startSink();
-  let worker: ReturnType<typeof startTs> | undefined;
+  let worker: ReturnType<typeof startService> | undefined;
   try {
     log(`n=${n}: seeding`);
     await seed(db, n);
 
-    worker = startTs('src/entry/node.ts', ['--worker'], {
+    worker = startService('worker', {
       DATABASE_URL: url,
       SMTP_URL: sink.url,
       MAIL_FROM,

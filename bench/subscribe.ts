@@ -8,7 +8,7 @@ import { MIGRATIONS_FOLDER } from '../src/db/open.js';
 import { migratePostgres } from '../src/db/postgres.js';
 import { createServerDatabase, dropServerDatabase } from '../tests/support/db.js';
 import type { Child } from './support.js';
-import { freePort, memoryOf, sleep, startTs, waitForPort } from './support.js';
+import { freePort, memoryOf, sleep, startService, startTs, waitForPort } from './support.js';
 
 export type Scenario = 'new' | 'repeated' | 'invalid';
 export const SCENARIOS: Scenario[] = ['new', 'repeated', 'invalid'];
@@ -137,7 +137,7 @@ export async function measureSubscribe(options: SubscribeOptions): Promise<Subsc
 
     log('subscribe: the service');
     const service = await withServer(
-      (port) => startTs('src/entry/node.ts', [], env(port)),
+      (port) => startService('start', env(port)),
       async (port, child) => {
         await sleep(300);
         const rest = await memoryOf(child.pid);

@@ -1,12 +1,13 @@
 /** Helpers shared by the benchmarks: child processes, their memory, free ports, and Postfix's smtp-sink. */
 import type { ChildProcess } from 'node:child_process';
-import { spawn } from 'node:child_process';
-import { createReadStream } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { createReadStream, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -39,6 +40,26 @@ export interface Child {
   /** SIGTERM, then SIGKILL if it lingers; resolves once it exited. */
   stop(): Promise<void>;
   output(): string;
+}
+
+/** Compiles the service as `npm run build` does: dist/ is what `npm start` and `npm run worker` run. */
+export async function buildService(): Promise<void> {
+  await promisify(execFile)(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT });
+}
+
+/**
+ * The service exactly as `npm start` or `npm run worker` runs it (the command is read from package.json,
+ * node options included), built by buildService() first; without npm in between, so the process whose
+ * memory is read is the service itself.
+ */
+export function startService(script: 'start' | 'worker', env: Record<string, string>): Child {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+    scripts: Record<string, string>;
+  };
+  const [command, ...args] = (pkg.scripts[script] ?? '').split(/\s+/);
+  if (command !== 'node')
+    throw new Error(`npm run ${script} no longer starts with node: ${pkg.scripts[script]}`);
+  return startProcess(process.execPath, args, { ...process.env, NODE_ENV: '', ...env });
 }
 
 /**

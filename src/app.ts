@@ -1,7 +1,6 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import type { Hono } from 'hono';
+import type { Hono, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { except } from 'hono/combine';
 import { secureHeaders } from 'hono/secure-headers';
 import { adminHeaders, adminRoutes } from './admin/routes.js';
 import type { AppEnv, Deps } from './deps.js';
@@ -60,21 +59,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     }),
   );
 
-  // The subscriber import is streamed and has its own, larger limit (IMPORT_LIMIT_BYTES); SNS messages have theirs.
-  app.use(
-    except(
-      [IMPORT_PATH, SES_WEBHOOK_PATH],
-      bodyLimit({
-        maxSize: config.bodyLimitBytes,
-        onError: () => {
-          throw new AppError(
-            'payload_too_large',
-            `The request body is larger than ${config.bodyLimitBytes} bytes. Send only the fields the form needs.`,
-          );
-        },
-      }),
-    ),
-  );
+  app.use(limitBody(config.bodyLimitBytes));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
@@ -125,4 +110,32 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   );
   app.onError(onError);
   return app;
+}
+
+/**
+ * Refuses bodies over `maxSize` bytes (413). A body whose Content-Length says its size (the HTTP parser
+ * holds it to that) is judged by the header alone, and GET and HEAD carry none, so the body is left
+ * unread for the route to read once, directly (on Node, touching the request's body stream first would
+ * build a whole fetch Request and a web stream for it on every request). Otherwise (chunked), Hono's
+ * bodyLimit counts the bytes as they come.
+ */
+function limitBody(maxSize: number): MiddlewareHandler<AppEnv> {
+  // The subscriber import is streamed and has its own, larger limit (IMPORT_LIMIT_BYTES); SNS messages have theirs.
+  const tooLarge = () => {
+    throw new AppError(
+      'payload_too_large',
+      `The request body is larger than ${maxSize} bytes. Send only the fields the form needs.`,
+    );
+  };
+  const counted = bodyLimit({ maxSize, onError: tooLarge });
+  return async (c, next) => {
+    const method = c.req.method;
+    if (method === 'GET' || method === 'HEAD') return next();
+    if (c.req.path === IMPORT_PATH || c.req.path === SES_WEBHOOK_PATH) return next();
+    const length = c.req.header('content-length');
+    if (length !== undefined && c.req.header('transfer-encoding') === undefined) {
+      return Number.parseInt(length || '0', 10) > maxSize ? tooLarge() : next();
+    }
+    return counted(c, next);
+  };
 }

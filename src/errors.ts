@@ -43,7 +43,11 @@ export class AppError extends Error {
     /** For 429 and 503: seconds the client should wait (Retry-After). */
     readonly retryAfter?: number,
   ) {
+    // Its stack is never shown or logged: not capturing one makes a refused request cheaper.
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message);
+    Error.stackTraceLimit = limit;
   }
   get status(): ContentfulStatusCode {
     return errorStatus[this.code];

@@ -16,6 +16,26 @@ export function createLogger(write: (line: string) => void = (line) => process.s
   };
 }
 
+/**
+ * Writes to stdout once per turn of the event loop rather than once per line: under load, one write (a
+ * system call: stdout is synchronous for files and pipes) carries every request's line. Lines keep their
+ * order, and whatever is still held is written before the process exits, however it exits.
+ */
+export function batchedStdout(): (line: string) => void {
+  let held = '';
+  const flush = () => {
+    if (!held) return;
+    const out = held;
+    held = '';
+    process.stdout.write(out);
+  };
+  process.on('exit', flush);
+  return (line) => {
+    if (!held) setImmediate(flush);
+    held += line;
+  };
+}
+
 /** A logger that drops everything (tests that don't look at logs). */
 export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
 

@@ -31,10 +31,17 @@ export async function hitLimits(db: Db, limits: Limit[]): Promise<LimitVerdict> 
     ),
     sql`, `,
   );
+  // Committed without waiting for the WAL to reach the disk (synchronous_commit off for this statement's
+  // transaction alone): a per-IP counter is one row that every request from that address updates, and a
+  // durable commit holds its lock for a disk flush, so requests from one address would queue one flush
+  // each. If PostgreSQL itself crashes, the last fraction of a second of counts may be lost (never
+  // corrupted, never a row of anyone's data): a few attempts more than the limit, once.
   const counted = await rows<{ key: string; hits: number; retry_after: number }>(
     db,
     sql`
-      insert into rate_limits (key, window_start, hits) values ${values}
+      insert into rate_limits (key, window_start, hits)
+      select * from (values ${values}) as v
+      where set_config('synchronous_commit', 'off', true) = 'off'
       on conflict (key) do update
       set hits = case when rate_limits.window_start = excluded.window_start then rate_limits.hits + 1 else 1 end,
           window_start = excluded.window_start

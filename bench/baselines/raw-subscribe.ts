@@ -1,7 +1,8 @@
 /**
  * Baseline: POST /subscribe as plain node:http + postgres.js, running the same statements as the service
- * (the rate-limit counters, then the subscriber upsert and the confirmation request), prepared, with no
- * framework, validation library or logging around them.
+ * (src/rate-limit.ts: the rate-limit counters, committed asynchronously; src/subscriptions/service.ts: the
+ * subscriber upsert, its event and the confirmation request), prepared, with no framework, validation
+ * library or logging around them.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -29,9 +30,11 @@ const server = createServer((req, res) => {
       const ip = `subscribe-ip:${req.socket.remoteAddress}`;
       const address = `subscribe-address:${createHash('sha256').update(email.toLowerCase()).digest('base64url').slice(0, 32)}`;
       const counted = await sql`
-        insert into rate_limits (key, window_start, hits) values
+        insert into rate_limits (key, window_start, hits)
+        select * from (values
           (${ip}, to_timestamp(floor(extract(epoch from now()) / ${window}) * ${window}), 1),
-          (${address}, to_timestamp(floor(extract(epoch from now()) / ${window}) * ${window}), 1)
+          (${address}, to_timestamp(floor(extract(epoch from now()) / ${window}) * ${window}), 1)) as v
+        where set_config('synchronous_commit', 'off', true) = 'off'
         on conflict (key) do update
         set hits = case when rate_limits.window_start = excluded.window_start then rate_limits.hits + 1 else 1 end,
             window_start = excluded.window_start
@@ -44,6 +47,8 @@ const server = createServer((req, res) => {
           values (${email}, ${randomBytes(32).toString('base64url')})
           on conflict ((lower(email))) do update set updated_at = now()
           returning id
+        ), event as (
+          insert into subscriber_events (subscriber_id, kind) select id, 'subscribed' from subscriber
         )
         insert into confirmations (subscriber_id, name)
         select id, ${body.name ?? null} from subscriber`;

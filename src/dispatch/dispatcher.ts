@@ -62,6 +62,8 @@ export interface Dispatcher {
 }
 
 const MAX_RETRY_MS = 6 * 3_600_000;
+/** Essays whose letters a dispatcher keeps ready: memory stays flat however many essays it sends. */
+const MAX_ESSAYS_KEPT = 8;
 
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { db, mailer, renderer, config, log } = deps;
@@ -143,6 +145,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       });
       found.catch(() => letters.delete(essayId));
       letters.set(essayId, found);
+      // Kept for the send-outs under way, not for every essay this process ever sent: the oldest goes
+      // (built again, should its send-out still have retries to come).
+      if (letters.size > MAX_ESSAYS_KEPT) letters.delete(letters.keys().next().value as number);
     }
     return found;
   }

@@ -1,36 +1,31 @@
 import { join } from 'node:path';
-import { serve } from '@hono/node-server';
-import { getConnInfo } from '@hono/node-server/conninfo';
-import { createApp } from '../app.js';
 import type { Config } from '../config.js';
 import { ConfigError, parseConfig } from '../config.js';
 import { withKeyFile } from '../config-file.js';
 import type { Database } from '../db/client.js';
 import { openDatabase } from '../db/open.js';
-import { DatabaseLockedError } from '../db/pglite.js';
 import type { Deps } from '../deps.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { createDispatcher } from '../dispatch/dispatcher.js';
-import { shownUrl, startFeedWatcher } from '../feed/watcher.js';
 import type { Logger } from '../log.js';
-import { createLogger, describeError } from '../log.js';
-import { createDkimSigner } from '../mail/dkim.js';
+import { batchedStdout, createLogger, describeError } from '../log.js';
 import type { Mailer } from '../mail/mailer.js';
-import { createOutboxMailer } from '../mail/outbox.js';
 import { createRenderer } from '../mail/render.js';
-import { createResendMailer } from '../mail/resend.js';
 import { createSmtpMailer } from '../mail/smtp.js';
 import { loadTemplates } from '../mail/templates-fs.js';
-import { docsScriptFromPackage } from './docs-script.js';
 
+// What only some runs need is imported when they need it: a dispatcher alone (`npm run worker`) loads no
+// HTTP app, router or OpenAPI schemas, no embedded database with PostgreSQL, no feed parser without a feed.
 /** The mailer the configuration asks for: Resend's API, SMTP when SMTP_URL is set, else the .eml outbox. */
-export function createMailer(config: Config, log: Logger): Mailer {
+export async function createMailer(config: Config, log: Logger): Promise<Mailer> {
   if (config.resendApiKey) {
+    const { createResendMailer } = await import('../mail/resend.js');
     return createResendMailer({ apiKey: config.resendApiKey, baseUrl: config.resendApiUrl });
   }
-  const sign = config.dkim ? createDkimSigner(config.dkim) : undefined;
+  const sign = config.dkim ? (await import('../mail/dkim.js')).createDkimSigner(config.dkim) : undefined;
   if (config.smtpUrl)
     return createSmtpMailer({ url: config.smtpUrl, connections: config.sendConcurrency, sign });
+  const { createOutboxMailer } = await import('../mail/outbox.js');
   return createOutboxMailer({ dir: join(config.dataDir, 'outbox'), log: (line) => log.info(line), sign });
 }
 
@@ -39,7 +34,8 @@ export function createMailer(config: Config, log: Logger): Mailer {
  * `npm run worker` (--worker): a dispatcher alone, for sites that add workers against one PostgreSQL.
  */
 async function main(argv: string[]): Promise<void> {
-  const log = createLogger();
+  const out = batchedStdout();
+  const log = createLogger(out);
   const workerOnly = argv.includes('--worker');
   let config: Config;
   try {
@@ -56,14 +52,15 @@ async function main(argv: string[]): Promise<void> {
     database = await openDatabase(config);
   } catch (error) {
     const hint =
-      error instanceof DatabaseLockedError
-        ? error.message
+      // DatabaseLockedError (src/db/pglite.ts), by name: PGlite's module is loaded only when it is used.
+      (error as Error | undefined)?.name === 'DatabaseLockedError'
+        ? (error as Error).message
         : `Could not open the database (${config.databaseUrl ? 'DATABASE_URL' : `embedded, in ${config.dataDir}`}): ${describeError(error).error}`;
     process.stderr.write(`${hint}\n`);
     process.exit(1);
   }
   const renderer = createRenderer(loadTemplates());
-  const mailer = createMailer(config, log);
+  const mailer = await createMailer(config, log);
   const runDispatcher = workerOnly || (config.dispatcher && !argv.includes('--no-dispatcher'));
   let dispatcher: Dispatcher | undefined;
   if (runDispatcher) {
@@ -71,9 +68,10 @@ async function main(argv: string[]): Promise<void> {
     dispatcher.start();
   }
   // The feed watcher runs where a dispatcher runs; with several, the database lets one publish each entry.
+  const watcher = runDispatcher && config.feedUrl ? await import('../feed/watcher.js') : undefined;
   const feedWatcher =
-    runDispatcher && config.feedUrl
-      ? startFeedWatcher({
+    watcher && config.feedUrl
+      ? watcher.startFeedWatcher({
           db: database.db,
           feedUrl: config.feedUrl,
           intervalMs: config.feedPollMs,
@@ -87,11 +85,17 @@ async function main(argv: string[]): Promise<void> {
       database.kind === 'postgres' ? 'PostgreSQL (DATABASE_URL)' : `embedded PGlite in ${config.dataDir}`,
     mail: mailer.description,
     dispatcher: runDispatcher ? 'running in this process' : 'off (run `npm run worker` elsewhere)',
-    ...(feedWatcher && config.feedUrl ? { feed: `watching ${shownUrl(config.feedUrl)}` } : {}),
+    ...(watcher && config.feedUrl ? { feed: `watching ${watcher.shownUrl(config.feedUrl)}` } : {}),
   });
 
-  let server: ReturnType<typeof serve> | undefined;
+  let server: { close(callback: () => void): unknown } | undefined;
   if (!workerOnly) {
+    const [{ serve }, { getConnInfo }, { createApp }, { docsScriptFromPackage }] = await Promise.all([
+      import('@hono/node-server'),
+      import('@hono/node-server/conninfo'),
+      import('../app.js'),
+      import('./docs-script.js'),
+    ]);
     const deps: Deps = {
       config,
       database,
@@ -105,7 +109,7 @@ async function main(argv: string[]): Promise<void> {
     server = serve({ fetch: app.fetch, port: config.port }, (info) => {
       log.info({ msg: 'listening', url: config.publicUrl, port: info.port });
       if (config.publisherTokenGenerated) {
-        process.stdout.write(
+        out(
           `\nPUBLISHER_TOKEN was not set, so this run uses a random one (it changes at every start):\n\n` +
             `    ${config.publisherToken}\n\nSet PUBLISHER_TOKEN to keep one.\n\n`,
         );

@@ -1,4 +1,4 @@
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { clientIp } from '../client-ip.js';
@@ -24,15 +24,7 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
   const { config } = deps;
   const allowed = new Set([new URL(config.publicUrl).origin, ...config.allowedOrigins]);
 
-  app.use(
-    '/subscribe',
-    cors({
-      origin: (origin) => (config.allowedOrigins.includes(origin) ? origin : null),
-      allowMethods: ['POST'],
-      allowHeaders: ['Content-Type', 'Accept'],
-      maxAge: 86_400,
-    }),
-  );
+  app.use('/subscribe', subscribeCors(config.allowedOrigins));
 
   app.post('/subscribe', async (c) => {
     const fields = await readFields(c);
@@ -41,10 +33,13 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
       deps.log.info({ msg: 'honeypot filled; request dropped' });
       return accepted(c, redirect);
     }
-    const parsed = subscribeInput.safeParse({ email: fields.email ?? '', name: fields.name });
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const code = issue?.path[0] === 'email' ? 'invalid_email' : 'invalid_input';
+    // The Standard Schema entry point: the same checks and messages as safeParse(), without building a
+    // ZodError (a third of the CPU time of refusing an invalid address). The schema is synchronous.
+    const parsed = subscribeInput['~standard'].validate({ email: fields.email ?? '', name: fields.name });
+    if (parsed instanceof Promise) throw new Error('subscribeInput must validate synchronously');
+    if (parsed.issues) {
+      const issue = parsed.issues[0];
+      const code = issue?.path?.[0] === 'email' ? 'invalid_email' : 'invalid_input';
       throw new AppError(code, issue?.message ?? 'Check the form and try again.');
     }
     const verdict = await hitLimits(deps.database.db, [
@@ -54,7 +49,7 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
         windowSeconds: config.rateLimitWindowSeconds,
       },
       {
-        key: `subscribe-address:${addressKey(parsed.data.email)}`,
+        key: `subscribe-address:${addressKey(parsed.value.email)}`,
         max: config.subscribeLimitPerAddress,
         windowSeconds: config.rateLimitWindowSeconds,
       },
@@ -68,7 +63,7 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
         verdict.retryAfter,
       );
     }
-    await subscribe(deps.database.db, parsed.data);
+    await subscribe(deps.database.db, parsed.value);
     deps.kick?.();
     return accepted(c, redirect);
   });
@@ -133,4 +128,26 @@ function checkRedirect(redirect: string | undefined, allowed: Set<string>): stri
     );
   }
   return url.href;
+}
+
+/**
+ * CORS for /subscribe: the site's own pages (ALLOWED_ORIGINS) may post to it from the browser. Preflights
+ * go to Hono's cors(). A POST gets its Access-Control-Allow-Origin set before the route answers, so the
+ * answer is made once with every header (Hono's cors() sets Vary with c.header() after it: that copies
+ * the finished response through a stream, which cost more than the rest of an invalid request).
+ */
+function subscribeCors(allowedOrigins: string[]): MiddlewareHandler<AppEnv> {
+  const preflight = cors({
+    origin: (origin) => (allowedOrigins.includes(origin) ? origin : null),
+    allowMethods: ['POST'],
+    allowHeaders: ['Content-Type', 'Accept'],
+    maxAge: 86_400,
+  });
+  return async (c, next) => {
+    if (c.req.method === 'OPTIONS') return preflight(c, next);
+    const origin = c.req.header('origin');
+    if (origin && allowedOrigins.includes(origin)) c.header('Access-Control-Allow-Origin', origin);
+    await next();
+    c.res.headers.append('Vary', 'Origin');
+  };
 }
