@@ -12,6 +12,17 @@ const int = (min: number, max: number) =>
     .min(min, { error: `expected at least ${min}` })
     .max(max, { error: `expected at most ${max}` });
 
+/** A comma-separated list, blanks dropped; each item then checked by the caller's `.pipe(...)`. */
+const commaList = z
+  .string()
+  .default('')
+  .transform((v) =>
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+
 const httpUrl = z
   .url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' })
   .transform((v) => v.replace(/\/+$/, ''));
@@ -69,16 +80,7 @@ const schema = z.object({
     })
     .optional(),
   PUBLISHER_TOKEN: z.string().min(16, { error: 'expected at least 16 characters' }).optional(),
-  ALLOWED_ORIGINS: z
-    .string()
-    .default('')
-    .transform((v) =>
-      v
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
-    )
-    .pipe(z.array(origin)),
+  ALLOWED_ORIGINS: commaList.pipe(z.array(origin)),
   TRUST_PROXY: bool.default(false),
   SITE_NAME: z.string().trim().min(1).max(100).default('Essays'),
   SITE_URL: httpUrl.optional(),
@@ -101,23 +103,14 @@ const schema = z.object({
     .url({ protocol: /^https?$/, error: 'expected the http:// or https:// address of an RSS or Atom feed' })
     .optional(),
   FEED_POLL_SECONDS: int(10, 86_400).default(300),
-  SES_SNS_TOPIC_ARN: z
-    .string()
-    .default('')
-    .transform((v) =>
-      v
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean),
-    )
-    .pipe(
-      z.array(
-        z.string().regex(/^arn:aws(?:-[a-z]+)*:sns:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}$/, {
-          error:
-            'expected the ARN of the SNS topic SES notifies, e.g. arn:aws:sns:us-east-1:123456789012:ses-events',
-        }),
-      ),
+  SES_SNS_TOPIC_ARN: commaList.pipe(
+    z.array(
+      z.string().regex(/^arn:aws(?:-[a-z]+)*:sns:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}$/, {
+        error:
+          'expected the ARN of the SNS topic SES notifies, e.g. arn:aws:sns:us-east-1:123456789012:ses-events',
+      }),
     ),
+  ),
   ADMIN_SESSION_SECRET: z.string().min(32, { error: 'expected at least 32 characters' }).optional(),
   ADMIN_SESSION_HOURS: int(1, 24 * 30).default(12),
   WRONG_TOKEN_LIMIT_PER_IP: int(0, 1_000_000).default(10),
