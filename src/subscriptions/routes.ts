@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { clientIp } from '../client-ip.js';
 import type { AppEnv, Deps } from '../deps.js';
-import { AppError, pageVars, wantsJson } from '../errors.js';
+import { AppError, pageVars, respondError, wantsJson } from '../errors.js';
 import { readFields } from '../http.js';
 import { addressKey, hitLimits } from '../rate-limit.js';
 import {
@@ -40,7 +40,9 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
     if (parsed.issues) {
       const issue = parsed.issues[0];
       const code = issue?.path?.[0] === 'email' ? 'invalid_email' : 'invalid_input';
-      throw new AppError(code, issue?.message ?? 'Check the form and try again.');
+      // Answered here rather than thrown to the error handler (the same answer): a rejected promise through
+      // the middleware chain costs a sixth of the time of refusing an invalid address.
+      return respondError(c, new AppError(code, issue?.message ?? 'Check the form and try again.'));
     }
     const verdict = await hitLimits(deps.database.db, [
       {
