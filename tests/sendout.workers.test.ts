@@ -6,10 +6,13 @@ import {
   createProcessDatabase,
   killServiceProcesses,
   publishEssay,
+  runCli,
   seedSubscribers,
+  sleep,
   startServiceProcess,
   waitUntilDone,
 } from './support/process.js';
+import { PUBLISHER_TOKEN } from './support/service.js';
 import type { SmtpSink } from './support/smtp.js';
 import { startSmtpSink } from './support/smtp.js';
 
@@ -64,6 +67,53 @@ describe('several processes share one database', { timeout: 150_000 }, () => {
       for (const exit of exits) expect(exit).toEqual({ code: 0, signal: null });
       console.log(
         `[postgres] two workers sent 2000 letters in ${drainMs} ms, ${shares.map((s) => s.n).join(' + ')}`,
+      );
+    },
+  );
+
+  it.skipIf(testDbKind !== 'postgres')(
+    'a worker starts on work queued by other processes at once, not at its next poll',
+    async () => {
+      const addresses = await seedSubscribers(database, 50);
+      // A poll a minute away: only the database's notification can wake the worker within the test.
+      const env = { ...database.env, SMTP_URL: smtp.url, DISPATCH_POLL_MS: '60000' };
+      const [server, worker] = await Promise.all([
+        startServiceProcess({ ...env, DISPATCHER: 'false' }),
+        startServiceProcess(env, ['--worker']),
+      ]);
+      if (!server || !worker) throw new Error('no processes');
+      await Promise.all([server.ready(), worker.waitForOutput('"dispatcher started"')]);
+      await sleep(500); // the worker's first round found nothing: it sleeps now
+
+      // A subscription on the web process: the confirmation email goes out from the worker.
+      const subscribed = await server.request('/subscribe', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'new-reader@example.test' }),
+      });
+      expect(subscribed.status).toBe(202);
+      const [confirmation] = await smtp.waitFor(1, 20_000);
+      expect(confirmation?.to).toBe('new-reader@example.test');
+
+      // An essay published straight into the database by `npm run publish -- --db`, a third process.
+      const startedAt = Date.now();
+      const cli = await runCli(
+        ['publish', 'woken', '--title', 'Woken', '--url', 'https://example.test/woken', '--db', '--no-wait'],
+        {
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          ...database.env,
+          PUBLISHER_TOKEN,
+          MAIL_FROM: 'Essays <essays@example.test>',
+        },
+      );
+      expect(cli.stderr).toBe('');
+      expect(cli.code).toBe(0);
+      const sendout = await waitUntilDone(server, 'woken', 20_000);
+      expect(sendout).toMatchObject({ total: 50, sent: 50, pending: 0 });
+      expect(smtp.received.filter((m) => addresses.includes(m.to))).toHaveLength(50);
+      console.log(
+        `[postgres] a worker polling every minute sent 50 letters ${Date.now() - startedAt} ms after publishing`,
       );
     },
   );

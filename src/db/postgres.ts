@@ -29,6 +29,11 @@ export async function openPostgres(url: string, options: PostgresOptions = {}): 
     async ping() {
       await client`select 1`;
     },
+    // postgres.js listens on a connection of its own, outside the pool, and listens again after a reconnect.
+    async listen(channel, onNotify) {
+      const { unlisten } = await client.listen(channel, () => onNotify());
+      return unlisten;
+    },
     async close() {
       await client.end({ timeout: 5 });
     },

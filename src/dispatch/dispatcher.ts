@@ -82,6 +82,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   let stopping = false;
   let loop: Promise<void> | undefined;
   let wake: (() => void) | undefined;
+  /** A kick that came while a round ran: that round may have looked before the work was there. */
+  let kicked = false;
   let lastReap = 0;
   let renewTimer: ReturnType<typeof setInterval> | undefined;
   let failing = false;
@@ -311,6 +313,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     renewTimer.unref?.();
     while (!stopping) {
       let handled = 0;
+      kicked = false;
       try {
         handled = await runOnce();
         if (failing) log.info({ msg: 'dispatcher working again' });
@@ -319,7 +322,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         if (!failing) log.error({ msg: 'dispatcher round failed; retrying', ...describeError(error) });
         failing = true;
       }
-      if (handled === 0 || failing) await sleep(failing ? Math.max(config.pollMs, 1000) : config.pollMs);
+      if (failing) await sleep(Math.max(config.pollMs, 1000));
+      else if (handled === 0 && !kicked) await sleep(config.pollMs);
     }
   }
 
@@ -343,6 +347,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       loop = run();
     },
     kick() {
+      kicked = true;
       wake?.();
     },
     runOnce,

@@ -7,6 +7,7 @@ import { openDatabase } from '../db/open.js';
 import type { Deps } from '../deps.js';
 import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { createDispatcher } from '../dispatch/dispatcher.js';
+import { announceWork, createWaker, WORK_CHANNEL } from '../dispatch/wake.js';
 import type { Logger } from '../log.js';
 import { batchedStdout, createLogger, describeError } from '../log.js';
 import type { Mailer } from '../mail/mailer.js';
@@ -63,10 +64,24 @@ async function main(argv: string[]): Promise<void> {
   const mailer = await createMailer(config, log);
   const runDispatcher = workerOnly || (config.dispatcher && !argv.includes('--no-dispatcher'));
   let dispatcher: Dispatcher | undefined;
+  let unlisten: (() => Promise<void>) | undefined;
   if (runDispatcher) {
-    dispatcher = createDispatcher({ db: database.db, mailer, renderer, config, log });
-    dispatcher.start();
+    const started = createDispatcher({ db: database.db, mailer, renderer, config, log });
+    dispatcher = started;
+    started.start();
+    // Work queued by other processes (a web process, `npm run publish`) wakes this one at once.
+    unlisten = await database
+      .listen?.(WORK_CHANNEL, () => started.kick())
+      .catch((error) => {
+        log.warn({ msg: 'not listening for new work; polling only', ...describeError(error) });
+        return undefined;
+      });
   }
+  const kick = createWaker({
+    wakeLocal: () => dispatcher?.kick(),
+    announce: database.listen ? () => announceWork(database.db) : undefined,
+    onError: (error) => log.warn({ msg: 'could not announce new work', ...describeError(error) }),
+  });
   // The feed watcher runs where a dispatcher runs; with several, the database lets one publish each entry.
   const watcher = runDispatcher && config.feedUrl ? await import('../feed/watcher.js') : undefined;
   const feedWatcher =
@@ -76,7 +91,7 @@ async function main(argv: string[]): Promise<void> {
           feedUrl: config.feedUrl,
           intervalMs: config.feedPollMs,
           log,
-          kick: () => dispatcher?.kick(),
+          kick,
         })
       : undefined;
   log.info({
@@ -101,7 +116,7 @@ async function main(argv: string[]): Promise<void> {
       database,
       renderer,
       log,
-      kick: () => dispatcher?.kick(),
+      kick,
       docsScript: docsScriptFromPackage(),
       peerAddress: (c) => getConnInfo(c).remote.address,
     };
@@ -129,6 +144,7 @@ async function main(argv: string[]): Promise<void> {
     force.unref();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     await feedWatcher?.stop();
+    await unlisten?.().catch(() => {});
     await dispatcher?.stop();
     await mailer.close();
     await database.close();

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { affected, rows } from '../db/client.js';
+import { announceWork } from '../dispatch/wake.js';
 
 /** What a slug looks like: checked on input and before a lookup asks the database. */
 export const SLUG_SHAPE = /^[A-Za-z0-9][A-Za-z0-9._~-]*$/;
@@ -92,7 +93,12 @@ export async function publish(db: Db, input: EssayInput): Promise<{ essay: Essay
   });
   // Fresh statistics after a large fan-out: without them the planner takes the ledger for a small table and
   // sorts every pending row to claim a batch (about a second per claim at 1M), instead of walking the index.
-  if (created) await db.execute(sql`analyze deliveries`);
+  if (created) {
+    await db.execute(sql`analyze deliveries`);
+    // Dispatchers in other processes start now rather than at their next poll (after the analyze: a claim
+    // before it would sort the whole ledger). Not announced, it still goes out a poll later.
+    await announceWork(db).catch(() => {});
+  }
   const essay = await findEssay(db, input.slug);
   if (!essay) throw new Error(`essay ${input.slug} vanished after publishing`);
   return { essay, created };
