@@ -107,6 +107,19 @@ function render(): string {
         `| ${f(r.n)} | ${f(r.fanoutSeconds, 2)} | ${f(r.rawInsertSelectSeconds, 2)} | ${x(r.fanoutSeconds, r.rawInsertSelectSeconds)} | ${f(r.endToEndPerSecond)} (${f(r.endToEndSeconds, 1)} s) | ${f(r.smtpCeilingPerSecond)} | ${x(r.endToEndPerSecond, r.smtpCeilingPerSecond)} | ${f(r.transportCeilingPerSecond)} | ${x(r.endToEndPerSecond, r.transportCeilingPerSecond)} | ${f(r.dispatcherRestMiB)} / ${f(r.dispatcherPeakMiB)} | ${f(r.sinkMessages)} / ${f(r.sinkRecipients)} ${r.correct ? '✓' : '✗'} |`,
       );
     }
+    out.push(
+      '',
+      'Where the CPU went while the letters went out (µs of CPU time per message, user + system, by process):',
+      '',
+      '| subscribers | dispatcher | smtp-sink | PostgreSQL (all its processes) | sum | machine busy (all cores = 100 %) |',
+      '|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const r of sendout) {
+      const c = r.cpuPerMessageUs;
+      out.push(
+        `| ${f(r.n)} | ${f(c.dispatcher)} | ${f(c.sink)} | ${f(c.postgres)} | ${f(c.dispatcher + c.sink + c.postgres)} | ${f(r.machineBusy * 100)} % |`,
+      );
+    }
     const first = sendout[0];
     const last = sendout[sendout.length - 1];
     if (first && last && last !== first) {
@@ -137,6 +150,19 @@ function render(): string {
     out.push(
       `| Hono hello-world | | | ${f(s.hono.requestsPerSecond)} | ${s.hono.p50Ms} / ${s.hono.p99Ms} | | ${s.hono.unexpected} |`,
     );
+    out.push(
+      '',
+      'CPU time per request (µs, user + system): the server process, and PostgreSQL (all its processes):',
+      '',
+      '| address | service | its PostgreSQL | node:http + postgres.js | its PostgreSQL |',
+      '|---|---:|---:|---:|---:|',
+    );
+    for (const scenario of SCENARIOS) {
+      const a = s.service[scenario].cpuPerRequestUs;
+      const b = s.raw[scenario].cpuPerRequestUs;
+      out.push(`| ${scenario} | ${f(a.server)} | ${f(a.postgres)} | ${f(b.server)} | ${f(b.postgres)} |`);
+    }
+    out.push(`| Hono hello-world | | | ${f(s.hono.cpuPerRequestUs.server)} | |`);
     const m = s.serviceMemory;
     out.push(
       '',

@@ -19,7 +19,16 @@ import { createRenderer } from '../src/mail/render.js';
 import { loadTemplates } from '../src/mail/templates-fs.js';
 import { createServerDatabase, dropServerDatabase } from '../tests/support/db.js';
 import type { Sink } from './support.js';
-import { memoryOf, SMTP_SOURCE, sleep, startService, startSink } from './support.js';
+import {
+  cpuSecondsOf,
+  machineCpuSeconds,
+  memoryOf,
+  postgresCpuSeconds,
+  SMTP_SOURCE,
+  sleep,
+  startService,
+  startSink,
+} from './support.js';
 
 export const MAIL_FROM = 'Essays <essays@example.org>';
 export const PUBLIC_URL = 'https://news.example.org';
@@ -38,6 +47,12 @@ export interface SendoutResult {
   transportCeilingMessages: number;
   dispatcherRestMiB: number;
   dispatcherPeakMiB: number;
+  /**
+   * CPU time per message while the letters went out (publish done → send-out done), in microseconds, by
+   * process, and how busy the whole machine was then (1 = every core busy).
+   */
+  cpuPerMessageUs: { dispatcher: number; sink: number; postgres: number };
+  machineBusy: number;
   sinkMessages: number;
   sinkRecipients: number;
   ledger: Record<string, number>;
@@ -215,6 +230,14 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
       summary: essayRow(0).summary,
     });
     const fanoutSeconds = (performance.now() - t0) / 1000;
+    const cpuAt = () =>
+      Promise.all([
+        cpuSecondsOf(worker?.pid ?? 0),
+        cpuSecondsOf(sink.pid),
+        postgresCpuSeconds(),
+        machineCpuSeconds(),
+      ]);
+    const cpuBefore = await cpuAt();
     worker.process.kill('SIGCONT');
     for (;;) {
       const [open] = await rows<{ open: boolean }>(
@@ -226,6 +249,11 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
       await sleep(100);
     }
     const endToEndSeconds = (performance.now() - t0) / 1000;
+    const cpuAfter = await cpuAt();
+    const perMessageUs = (i: 0 | 1 | 2) => ((cpuAfter[i] - cpuBefore[i]) / n) * 1e6;
+    const cpuPerMessageUs = { dispatcher: perMessageUs(0), sink: perMessageUs(1), postgres: perMessageUs(2) };
+    const machineBusy =
+      (cpuAfter[3].busy - cpuBefore[3].busy) / Math.max(1e-9, cpuAfter[3].total - cpuBefore[3].total);
     const peak = await memoryOf(worker.pid);
     await worker.stop();
     worker = undefined;
@@ -256,6 +284,8 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
       transportCeilingMessages: transportMessages,
       dispatcherRestMiB: rest.rssMiB,
       dispatcherPeakMiB: peak.peakMiB,
+      cpuPerMessageUs,
+      machineBusy,
       sinkMessages: received.messages,
       sinkRecipients: received.recipients,
       ledger,

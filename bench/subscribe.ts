@@ -8,7 +8,16 @@ import { MIGRATIONS_FOLDER } from '../src/db/open.js';
 import { migratePostgres } from '../src/db/postgres.js';
 import { createServerDatabase, dropServerDatabase } from '../tests/support/db.js';
 import type { Child } from './support.js';
-import { freePort, memoryOf, sleep, startService, startTs, waitForPort } from './support.js';
+import {
+  cpuSecondsOf,
+  freePort,
+  memoryOf,
+  postgresCpuSeconds,
+  sleep,
+  startService,
+  startTs,
+  waitForPort,
+} from './support.js';
 
 export type Scenario = 'new' | 'repeated' | 'invalid';
 export const SCENARIOS: Scenario[] = ['new', 'repeated', 'invalid'];
@@ -21,6 +30,8 @@ export interface LoadResult {
   /** Answers other than the one expected (202, or 422 for the invalid address), and socket errors. */
   unexpected: number;
   total: number;
+  /** CPU time per request (user + system), in microseconds: the server process, and PostgreSQL's processes. */
+  cpuPerRequestUs: { server: number; postgres: number };
 }
 
 export interface SubscribeResult {
@@ -53,8 +64,14 @@ function bodyFor(scenario: Scenario): () => string {
   }
 }
 
-async function load(port: number, scenario: Scenario, options: SubscribeOptions): Promise<LoadResult> {
+async function load(
+  port: number,
+  pid: number,
+  scenario: Scenario,
+  options: SubscribeOptions,
+): Promise<LoadResult> {
   const next = bodyFor(scenario);
+  const cpuBefore = await Promise.all([cpuSecondsOf(pid), postgresCpuSeconds()]);
   const expected = scenario === 'invalid' ? 422 : 202;
   let unexpected = 0;
   const result = await autocannon({
@@ -70,7 +87,11 @@ async function load(port: number, scenario: Scenario, options: SubscribeOptions)
       });
     },
   });
+  const cpuAfter = await Promise.all([cpuSecondsOf(pid), postgresCpuSeconds()]);
+  const perRequestUs = (i: 0 | 1) =>
+    ((cpuAfter[i] - cpuBefore[i]) / Math.max(1, result.requests.total)) * 1e6;
   return {
+    cpuPerRequestUs: { server: perRequestUs(0), postgres: perRequestUs(1) },
     requestsPerSecond: result.requests.average,
     p50Ms: result.latency.p50,
     p99Ms: result.latency.p99,
@@ -113,24 +134,25 @@ export async function measureSubscribe(options: SubscribeOptions): Promise<Subsc
       DISPATCHER: 'false',
     });
     const warm = Math.max(1, Math.round(options.durationSeconds / 4));
-    const warmUp = (port: number) => load(port, 'new', { ...options, durationSeconds: warm });
+    const warmUp = (port: number, pid: number) =>
+      load(port, pid, 'new', { ...options, durationSeconds: warm });
 
     log('subscribe: hono hello-world');
     const hono = await withServer(
       (port) => startTs('bench/baselines/hono-hello.ts', [], { PORT: String(port) }),
-      async (port) => {
-        await warmUp(port);
-        return load(port, 'new', options);
+      async (port, child) => {
+        await warmUp(port, child.pid);
+        return load(port, child.pid, 'new', options);
       },
     );
 
     log('subscribe: node:http + postgres.js');
     const raw = await withServer(
       (port) => startTs('bench/baselines/raw-subscribe.ts', [], env(port)),
-      async (port) => {
-        await warmUp(port);
+      async (port, child) => {
+        await warmUp(port, child.pid);
         const out = {} as Record<Scenario, LoadResult>;
-        for (const scenario of SCENARIOS) out[scenario] = await load(port, scenario, options);
+        for (const scenario of SCENARIOS) out[scenario] = await load(port, child.pid, scenario, options);
         return out;
       },
     );
@@ -141,9 +163,9 @@ export async function measureSubscribe(options: SubscribeOptions): Promise<Subsc
       async (port, child) => {
         await sleep(300);
         const rest = await memoryOf(child.pid);
-        await warmUp(port);
+        await warmUp(port, child.pid);
         const out = {} as Record<Scenario, LoadResult>;
-        for (const scenario of SCENARIOS) out[scenario] = await load(port, scenario, options);
+        for (const scenario of SCENARIOS) out[scenario] = await load(port, child.pid, scenario, options);
         const after = await memoryOf(child.pid);
         return { out, memory: { restMiB: rest.rssMiB, afterMiB: after.rssMiB, peakMiB: after.peakMiB } };
       },

@@ -1,8 +1,8 @@
 /** Helpers shared by the benchmarks: child processes, their memory, free ports, and Postfix's smtp-sink. */
 import type { ChildProcess } from 'node:child_process';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createReadStream, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -30,6 +30,42 @@ export async function memoryOf(pid: number): Promise<{ rssMiB: number; peakMiB: 
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0);
   return { rssMiB: kib('VmRSS') / 1024, peakMiB: kib('VmHWM') / 1024 };
+}
+
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/** CPU time (user + system) a process has used so far, in seconds, from /proc (Linux); 0 once it is gone. */
+export async function cpuSecondsOf(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+  // The fields after the command name (in parentheses, which may hold spaces): utime and stime are 12th and 13th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11] ?? 0) + Number(fields[12] ?? 0)) / CLOCK_TICKS;
+}
+
+/** CPU time of every PostgreSQL server process on this machine (backends, WAL writer, checkpointer…). */
+export async function postgresCpuSeconds(): Promise<number> {
+  let total = 0;
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const comm = await readFile(`/proc/${entry}/comm`, 'utf8').catch(() => '');
+    if (comm.trim() === 'postgres') total += await cpuSecondsOf(Number(entry));
+  }
+  return total;
+}
+
+/** The machine's busy and total CPU time so far, in seconds summed over its cores (/proc/stat). */
+export async function machineCpuSeconds(): Promise<{ busy: number; total: number }> {
+  const [line] = (await readFile('/proc/stat', 'utf8')).split('\n');
+  const ticks = (line ?? '').split(/\s+/).slice(1).map(Number);
+  const total = ticks.reduce((a, b) => a + (b || 0), 0);
+  const idle = (ticks[3] ?? 0) + (ticks[4] ?? 0);
+  return { busy: (total - idle) / CLOCK_TICKS, total: total / CLOCK_TICKS };
 }
 
 export interface Child {
@@ -148,6 +184,7 @@ export const SMTP_SOURCE = '/usr/sbin/smtp-source';
 
 export interface Sink {
   port: number;
+  pid: number;
   url: string;
   /** Counts the transactions in the dump and the distinct recipients among them. */
   count(): Promise<{ messages: number; recipients: number }>;
@@ -176,6 +213,7 @@ export async function startSink(): Promise<Sink> {
   await waitForPort(port);
   return {
     port,
+    pid: child.pid,
     url: `smtp://127.0.0.1:${port}`,
     async count() {
       let messages = 0;
