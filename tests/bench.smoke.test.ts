@@ -38,6 +38,12 @@ describe.runIf(testDbKind === 'postgres')('npm run bench -- --quick', () => {
     expect(written.quick).toBe(true);
     expect(written.sendout[0]).toMatchObject({ n: 2000, correct: true });
     expect(written.subscribe.service.new.total).toBeGreaterThan(0);
+    // CPU figures come from /proc: a send-out and a request always cost some.
+    expect(stdout).toContain('Where the CPU went');
+    expect(written.sendout[0].cpuPerMessageUs.dispatcher).toBeGreaterThan(0);
+    expect(written.sendout[0].cpuPerMessageUs.sink).toBeGreaterThan(0);
+    expect(written.sendout[0].cpuPerMessageUs.postgres).toBeGreaterThan(0);
+    expect(written.subscribe.service.invalid.cpuPerRequestUs.server).toBeGreaterThan(0);
     expect(written.publisherTools[0]).toMatchObject({
       n: 2000,
       importRows: 2000,
