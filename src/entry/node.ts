@@ -64,17 +64,16 @@ async function main(argv: string[]): Promise<void> {
   const mailer = await createMailer(config, log);
   const runDispatcher = workerOnly || (config.dispatcher && !argv.includes('--no-dispatcher'));
   let dispatcher: Dispatcher | undefined;
-  let unlisten: (() => Promise<void>) | undefined;
   if (runDispatcher) {
     const started = createDispatcher({ db: database.db, mailer, renderer, config, log });
     dispatcher = started;
     started.start();
-    // Work queued by other processes (a web process, `npm run publish`) wakes this one at once.
-    unlisten = await database
+    // Work queued by other processes (a web process, `npm run publish`) wakes this one at once. Closing the
+    // database at shutdown ends the listening too.
+    await database
       .listen?.(WORK_CHANNEL, () => started.kick())
       .catch((error) => {
         log.warn({ msg: 'not listening for new work; polling only', ...describeError(error) });
-        return undefined;
       });
   }
   const kick = createWaker({
@@ -144,7 +143,6 @@ async function main(argv: string[]): Promise<void> {
     force.unref();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     await feedWatcher?.stop();
-    await unlisten?.().catch(() => {});
     await dispatcher?.stop();
     await mailer.close();
     await database.close();
