@@ -34,12 +34,10 @@ export function checkConfiguration(env: Env): { config?: Config; checks: Check[]
     if (!(error instanceof ConfigError)) throw error;
     return {
       checks: [
-        {
-          name: 'configuration',
-          verdict: 'fail',
-          detail: error.message.replace(/^Invalid configuration:\n/, 'the settings do not parse:\n'),
-          fix: 'fix the variables named above; the service refuses to start until then',
-        },
+        configurationFailed(
+          error.message.replace(/^Invalid configuration:\n/, 'the settings do not parse:\n'),
+          'fix the variables named above; the service refuses to start until then',
+        ),
       ],
     };
   }
@@ -51,6 +49,11 @@ export function checkConfiguration(env: Env): { config?: Config; checks: Check[]
     ...dkim(config),
   ];
   return { config, checks };
+}
+
+/** The configuration check when the settings can't be read at all: nothing else can be checked then. */
+export function configurationFailed(detail: string, fix: string): Check {
+  return { name: 'configuration', verdict: 'fail', detail, fix };
 }
 
 function publicUrl(env: Env, config: Config): Check {

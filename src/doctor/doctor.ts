@@ -4,7 +4,7 @@ import { ConfigError, PLACEHOLDER_FROM } from '../config.js';
 import { withKeyFile } from '../config-file.js';
 import type { Check, SuggestedRecord } from './check.js';
 import { domainOf, organizationalDomain } from './check.js';
-import { checkConfiguration } from './configuration.js';
+import { checkConfiguration, configurationFailed } from './configuration.js';
 import { checkDatabase } from './database.js';
 import type { TxtResolver } from './dns.js';
 import { checkDkim, checkDmarc, checkSpf, dkimSuggestion, dmarcSuggestion, spfSuggestion } from './dns.js';
@@ -40,12 +40,10 @@ export async function runDoctor(env: Env, options: DoctorOptions = {}): Promise<
     if (!(error instanceof ConfigError)) throw error;
     return {
       checks: [
-        {
-          name: 'configuration',
-          verdict: 'fail',
-          detail: error.message,
-          fix: 'point DKIM_PRIVATE_KEY_FILE at the PEM file, readable by this user',
-        },
+        configurationFailed(
+          error.message,
+          'point DKIM_PRIVATE_KEY_FILE at the PEM file, readable by this user',
+        ),
       ],
       records: [],
     };
