@@ -191,11 +191,56 @@ describe('a complaint unsubscribes the reader: no more essays', () => {
     expect(await detail(reader)).toEqual(before);
   });
 
-  it('a complaint about someone already unsubscribed adds nothing', async () => {
-    const [gone] = addresses('already-gone', 1) as [string];
+  it('the same complaint delivered again (SNS retries) adds no second event', async () => {
+    const [complainer] = addresses('repeat-complaint', 1) as [string];
+    await seedSubscribers(s.database.db, 'confirmed', [complainer]);
+    const message = signed(sesComplaint([complainer]));
+    expect(await (await post(message)).json()).toMatchObject({ changed: 1 });
+    const first = await detail(complainer);
+    expect(first.history.filter((h) => h.kind === 'complained')).toHaveLength(1);
+
+    const again = await post(message);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ changed: 0 });
+    expect(await detail(complainer)).toEqual(first);
+  });
+});
+
+describe('a complaint about someone who already left is kept in their history', () => {
+  // Complaints often arrive days after the letter, when the reader has unsubscribed or bounced meanwhile.
+  for (const status of ['unsubscribed', 'bounced'] as const) {
+    it(`a complaint about a ${status} reader shows in their history and leaves them ${status}`, async () => {
+      const [gone] = addresses(`late-complaint-${status}`, 1) as [string];
+      await seedSubscribers(s.database.db, status, [gone]);
+      const before = await detail(gone);
+
+      const res = await post(signed(sesComplaint([gone])));
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ status: 'processed', type: 'Complaint', changed: 0 });
+
+      const after = await detail(gone);
+      expect(after.subscriber).toEqual(before.subscriber);
+      expect(after.history.map((h) => h.kind)).toEqual([...before.history.map((h) => h.kind), 'complained']);
+    });
+  }
+
+  it('the same late complaint delivered again adds no second event', async () => {
+    const [gone] = addresses('late-complaint-repeat', 1) as [string];
+    await seedSubscribers(s.database.db, 'unsubscribed', [gone]);
+    const message = signed(sesComplaint([gone]), '2');
+    expect((await post(message)).status).toBe(200);
+    const first = await detail(gone);
+    expect(first.history.filter((h) => h.kind === 'complained')).toHaveLength(1);
+
+    expect((await post(message)).status).toBe(200);
+    expect(await detail(gone)).toEqual(first);
+  });
+
+  it('a "not-spam" report about an unsubscribed reader adds nothing', async () => {
+    const [gone] = addresses('late-not-spam', 1) as [string];
     await seedSubscribers(s.database.db, 'unsubscribed', [gone]);
     const before = await detail(gone);
-    expect(await (await post(signed(sesComplaint([gone])))).json()).toMatchObject({ changed: 0 });
+    expect((await post(signed(sesComplaint([gone], 'not-spam')))).status).toBe(200);
     expect(await detail(gone)).toEqual(before);
   });
 });

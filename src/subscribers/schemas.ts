@@ -92,7 +92,8 @@ export const subscriberPage = z
 export const subscriberEvent = z
   .object({
     kind: z.enum(['subscribed', 'imported', 'confirmed', 'complained', 'unsubscribed', 'bounced']).openapi({
-      description: '`complained`: their mail provider reported an essay as spam; they were unsubscribed.',
+      description:
+        '`complained`: their mail provider reported an essay as spam; they were unsubscribed (if not already).',
     }),
     at: z.string().openapi({ format: 'date-time' }),
   })
