@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Logger } from '../src/log.js';
-import type { SubscriberDetail, SubscriberView } from '../src/subscribers/schemas.js';
+import type { StatsView, SubscriberDetail, SubscriberView } from '../src/subscribers/schemas.js';
 import { addresses, deliveriesOf, lettersPerAddress, seedSubscribers } from './support/sendout.js';
 import type { TestService } from './support/service.js';
 import { createTestService, PUBLISHER_TOKEN } from './support/service.js';
@@ -242,6 +242,42 @@ describe('a complaint about someone who already left is kept in their history', 
     const before = await detail(gone);
     expect((await post(signed(sesComplaint([gone], 'not-spam')))).status).toBe(200);
     expect(await detail(gone)).toEqual(before);
+  });
+});
+
+describe('the publisher sees complaints as their own figure', () => {
+  const stats = async (): Promise<StatsView> => {
+    const res = await s.app.request('/api/stats?days=1&sendouts=0', { headers: auth });
+    expect(res.status).toBe(200);
+    return (await res.json()) as StatsView;
+  };
+
+  it('GET /api/stats counts complaints apart from unsubscribes, including those about readers who had left', async () => {
+    const [subscribed, alreadyGone] = addresses('stats-complaint', 2) as [string, string];
+    await seedSubscribers(s.database.db, 'confirmed', [subscribed]);
+    await seedSubscribers(s.database.db, 'unsubscribed', [alreadyGone]);
+    const before = await stats();
+
+    expect((await post(signed(sesComplaint([subscribed, alreadyGone])))).status).toBe(200);
+    const after = await stats();
+
+    expect(after.complained).toBe(before.complained + 2);
+    expect(after.growth.at(-1)?.complained).toBe((before.growth.at(-1)?.complained ?? 0) + 2);
+    // Only the reader who was still subscribed left the list today.
+    expect(after.growth.at(-1)?.unsubscribed).toBe((before.growth.at(-1)?.unsubscribed ?? 0) + 1);
+    expect(after.subscribers.unsubscribed).toBe(before.subscribers.unsubscribed + 1);
+    expect(after.subscribers.total).toBe(before.subscribers.total);
+  });
+
+  it('the OpenAPI document describes the complaint figures', async () => {
+    const doc = (await (await s.app.request('/openapi.json')).json()) as {
+      components: {
+        schemas: Record<string, { properties: Record<string, { items?: { properties: object } }> }>;
+      };
+    };
+    const stats = doc.components.schemas.Stats;
+    expect(stats?.properties).toHaveProperty('complained');
+    expect(stats?.properties.growth?.items?.properties).toHaveProperty('complained');
   });
 });
 
