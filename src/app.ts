@@ -12,6 +12,11 @@ import { IMPORT_PATH, subscriberRoutes } from './subscribers/routes.js';
 import { subscriptionRoutes } from './subscriptions/routes.js';
 import { SES_WEBHOOK_PATH, sesWebhookRoutes } from './webhooks/ses.js';
 
+/** Where the pages' icon is served (linked from templates/pages/layout.liquid and the dashboard's layout). */
+export const FAVICON_PATH = '/favicon.svg';
+/** A day: an icon rarely changes, and a browser that kept an old one shows nothing wrong. */
+const ICON_CACHE = 'public, max-age=86400';
+
 /** Builds the HTTP app over its dependencies. Imports no runtime and no database driver. */
 export function createApp(deps: Deps): Hono<AppEnv> {
   // OpenAPIHono: a Hono app that also collects the routes' OpenAPI descriptions (served at /openapi.json).
@@ -44,10 +49,12 @@ export function createApp(deps: Deps): Hono<AppEnv> {
 
   app.use(
     secureHeaders({
-      // Exactly what the pages use: our stylesheet, and forms that post to us. No scripts, no images.
+      // Exactly what the pages use: our stylesheet, our icon, and forms that post to us. No scripts; no
+      // images but the icon (browsers check a <link rel="icon"> against img-src).
       contentSecurityPolicy: {
         defaultSrc: ["'none'"],
         styleSrc: ["'self'", ownOrigin],
+        imgSrc: ["'self'", ownOrigin],
         formAction: ["'self'", ownOrigin],
         frameAncestors: ["'none'"],
         baseUri: ["'none'"],
@@ -92,6 +99,21 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     return c.body(deps.renderer.asset('pages/form.js') ?? '', 200, {
       'Content-Type': 'text/javascript; charset=utf-8',
     });
+  });
+
+  // The icon every page links to (templates/pages/favicon.svg: a site owner may put their own there).
+  app.get(FAVICON_PATH, (c) => {
+    const icon = deps.renderer.asset('pages/favicon.svg');
+    c.header('Cache-Control', ICON_CACHE);
+    if (!icon) return c.body(null, 204);
+    return c.body(icon, 200, { 'Content-Type': 'image/svg+xml; charset=utf-8' });
+  });
+
+  // Browsers ask for /favicon.ico on their own where nothing names an icon (a JSON answer, /docs). A 404
+  // there is an error in their console on every such visit; an empty answer is not, and is kept.
+  app.get('/favicon.ico', (c) => {
+    c.header('Cache-Control', ICON_CACHE);
+    return c.body(null, 204);
   });
 
   app.route('/', subscriptionRoutes(deps));

@@ -103,6 +103,9 @@ const schema = z.object({
     .url({ protocol: /^https?$/, error: 'expected the http:// or https:// address of an RSS or Atom feed' })
     .optional(),
   FEED_POLL_SECONDS: int(10, 86_400).default(300),
+  // A feed is read whole into memory and parsed there: 64 MiB is far past any real feed and still fits a Worker.
+  FEED_TIMEOUT_SECONDS: int(1, 300).default(20),
+  FEED_MAX_BYTES: int(1024, 64 * 1024 * 1024).default(5 * 1024 * 1024),
   SES_SNS_TOPIC_ARN: commaList.pipe(
     z.array(
       z.string().regex(/^arn:aws(?:-[a-z]+)*:sns:[a-z]{2}(?:-[a-z]+)+-\d:\d{12}:[A-Za-z0-9_-]{1,256}$/, {
@@ -159,6 +162,10 @@ export interface Config {
   /** The site's RSS or Atom feed, watched by the dispatcher process; unset: no watcher. */
   feedUrl?: string;
   feedPollMs: number;
+  /** How long one read of the feed may take, body included. */
+  feedTimeoutMs: number;
+  /** Largest feed body read; past it reading stops and the poll fails. */
+  feedMaxBytes: number;
   /**
    * The SNS topics whose Amazon SES bounce and complaint notifications POST /webhooks/ses accepts; empty: the
    * endpoint is off (404).
@@ -268,6 +275,8 @@ export function parseConfig(env: Env): Config {
     importLimitBytes: e.IMPORT_LIMIT_BYTES,
     feedUrl: e.FEED_URL,
     feedPollMs: e.FEED_POLL_SECONDS * 1000,
+    feedTimeoutMs: e.FEED_TIMEOUT_SECONDS * 1000,
+    feedMaxBytes: e.FEED_MAX_BYTES,
     sesSnsTopicArns: e.SES_SNS_TOPIC_ARN,
     adminSessionSecret: e.ADMIN_SESSION_SECRET ?? publisherToken,
     adminSessionMs: e.ADMIN_SESSION_HOURS * 3_600_000,

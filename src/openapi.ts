@@ -221,8 +221,9 @@ function describeEarlierRoutes(app: OpenAPIHono<AppEnv>): void {
       'Only when SES_SNS_TOPIC_ARN is set (404 otherwise). Takes the messages an SNS HTTPS subscription posts ' +
       '(`text/plain` JSON, raw message delivery off), checks Amazon’s signature (SignatureVersion 1 or 2) with ' +
       'the certificate at SigningCertURL on an Amazon SNS host, the topic and the timestamp (at most an hour ' +
-      'old). A permanent bounce marks the address bounced; a complaint unsubscribes it (history: `complained`); ' +
-      'a SubscriptionConfirmation is confirmed by visiting its SubscribeURL. Other notifications are ignored.',
+      'old). A permanent bounce marks the address bounced; a complaint unsubscribes it (history: `complained`, ' +
+      'recorded once per report, also when the address had already left); a SubscriptionConfirmation is ' +
+      'confirmed by visiting its SubscribeURL. Other notifications are ignored.',
     request: {
       body: {
         required: true,

@@ -263,6 +263,7 @@ describe('secure headers on every answer', () => {
       expect(csp(res), what).toEqual({
         'default-src': "'none'",
         'style-src': `'self' ${PUBLIC_URL}`,
+        'img-src': `'self' ${PUBLIC_URL}`,
         'form-action': `'self' ${PUBLIC_URL}`,
         'frame-ancestors': "'none'",
         'base-uri': "'none'",
@@ -281,7 +282,7 @@ describe('secure headers on every answer', () => {
     }
   });
 
-  it('the CSP allows what the pages use and they use nothing else: our stylesheet and forms posting to us', () => {
+  it('the CSP allows what the pages use and they use nothing else: our stylesheet and icon, and forms posting to us', () => {
     const pages = answers.filter((a) => a.res.headers.get('content-type')?.startsWith('text/html'));
     expect(pages.length).toBeGreaterThanOrEqual(8);
     for (const { what, res, body } of pages) {
@@ -295,6 +296,9 @@ describe('secure headers on every answer', () => {
       );
       expect(styles, what).toEqual([`${PUBLIC_URL}/assets/style.css`]);
       for (const href of styles) expect(allowed('style-src', href), `${what}: ${href}`).toBe(true);
+      const icons = [...body.matchAll(/<link[^>]*rel="icon"[^>]*href="([^"]+)"/g)].map((m) => m[1] ?? '');
+      expect(icons, what).toEqual([`${PUBLIC_URL}/favicon.svg`]);
+      for (const href of icons) expect(allowed('img-src', href), `${what}: ${href}`).toBe(true);
       for (const [, action = ''] of body.matchAll(/<form[^>]*action="([^"]+)"/g)) {
         expect(allowed('form-action', action), `${what}: ${action}`).toBe(true);
       }

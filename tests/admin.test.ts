@@ -57,7 +57,8 @@ describe('the publisher dashboard', () => {
       Total: 9,
     });
     const today = new Date().toISOString().slice(0, 10);
-    expect(html).toContain(`<tr><th scope="row">${today}</th><td>5</td><td>1</td><td>1</td></tr>`);
+    expect(html).toContain(`<tr><th scope="row">${today}</th><td>5</td><td>1</td><td>1</td><td>0</td></tr>`);
+    expect(html).toContain('0 of them reported an essay as spam');
     expect(html).toMatch(/5 new confirmed subscribers \(bars above the line\), 1 unsubscribed and 1 bounced/);
   });
 

@@ -250,6 +250,26 @@ describe('the feed settings', () => {
     expect(() => parseConfig({ FEED_URL: 'ftp://example.org/feed.xml' })).toThrow(/FEED_URL=.*RSS or Atom/);
     expect(() => parseConfig({ FEED_POLL_SECONDS: '1' })).toThrow(/FEED_POLL_SECONDS=.*at least 10/);
   });
+
+  it('FEED_TIMEOUT_SECONDS (20) and FEED_MAX_BYTES (5 MiB) bound each read, and a bad value stops the start', () => {
+    expect(parseConfig({})).toMatchObject({ feedTimeoutMs: 20_000, feedMaxBytes: 5 * 1024 * 1024 });
+    expect(parseConfig({ FEED_TIMEOUT_SECONDS: '5', FEED_MAX_BYTES: '1048576' })).toMatchObject({
+      feedTimeoutMs: 5_000,
+      feedMaxBytes: 1_048_576,
+    });
+    const refused: [Record<string, string>, RegExp][] = [
+      [{ FEED_TIMEOUT_SECONDS: '0' }, /FEED_TIMEOUT_SECONDS="0": expected at least 1\n/],
+      [{ FEED_TIMEOUT_SECONDS: '1.5' }, /FEED_TIMEOUT_SECONDS="1.5": expected a whole number/],
+      [{ FEED_TIMEOUT_SECONDS: '3600' }, /FEED_TIMEOUT_SECONDS="3600": expected at most 300/],
+      [{ FEED_MAX_BYTES: '5MB' }, /FEED_MAX_BYTES="5MB": expected a whole number/],
+      [{ FEED_MAX_BYTES: '100' }, /FEED_MAX_BYTES="100": expected at least 1024/],
+      [{ FEED_MAX_BYTES: String(2 ** 30) }, /FEED_MAX_BYTES="1073741824": expected at most 67108864/],
+    ];
+    for (const [env, message] of refused) {
+      expect(() => parseConfig(env), JSON.stringify(env)).toThrow(message);
+      expect(() => parseConfig(env)).toThrow(/Fix these variables and start again/);
+    }
+  });
 });
 
 describe('an entry', () => {
@@ -384,6 +404,26 @@ describe('a broken feed', () => {
     expect(await lettersAbout(`${p} essay 2`)).toEqual([1, 1, 1]);
   });
 
+  it('over a small FEED_MAX_BYTES is not read: nothing changes, and the log names the setting', async () => {
+    const p = 'over-max-bytes';
+    const feed = newFeed('rss', [item(p, 1)]);
+    await feed.poll();
+    const next = Array.from({ length: 30 }, (_, i) => item(p, 30 - i));
+    feed.serve(next);
+    expect(rss(next).length).toBeGreaterThan(4096);
+    const tables = await watcherTables(feed.deps.feedUrl);
+    const logged = logLines.length;
+
+    const result = await feed.poll({ maxBytes: 4096 });
+    expect(result.outcome).toBe('failed');
+    expect(result.error).toBe('the body is larger than 4096 bytes (FEED_MAX_BYTES)');
+    expect(logLines.slice(logged).join('')).toContain('the body is larger than 4096 bytes (FEED_MAX_BYTES)');
+    expect(await watcherTables(feed.deps.feedUrl)).toEqual(tables);
+
+    // The default limit reads the same feed.
+    expect((await feed.poll()).published).toHaveLength(29);
+  });
+
   it('that is unreachable changes nothing and logs one line', async () => {
     const logged = logLines.length;
     const feedUrl = `http://127.0.0.1:${await freePort()}/feed.xml`;
@@ -398,6 +438,24 @@ describe('a broken feed', () => {
 
 describe('the watcher in the dispatcher process', { timeout: 90_000 }, () => {
   afterEach(async (context) => killServiceProcesses(context));
+
+  it('takes FEED_MAX_BYTES from the environment: a feed over it is not read', async () => {
+    const database = await createProcessDatabase();
+    try {
+      const path = `/feed-${++feedCount}.xml`;
+      const items = Array.from({ length: 30 }, (_, i) => item('process-max-bytes', 30 - i));
+      server.routes.set(path, { body: rss(items) });
+      const worker = await startServiceProcess(
+        { ...database.env, FEED_URL: server.url(path), FEED_MAX_BYTES: '2048', FEED_TIMEOUT_SECONDS: '5' },
+        ['--worker'],
+      );
+      await worker.waitForOutput('the body is larger than 2048 bytes (FEED_MAX_BYTES)');
+      expect(await worker.stop('SIGTERM')).toEqual({ code: 0, signal: null });
+      expect(worker.output.stdout).not.toContain('feed read for the first time');
+    } finally {
+      await database.destroy();
+    }
+  });
 
   it('reads the feed at start, publishes a new entry once, and stops on SIGTERM', async () => {
     const [database, smtp] = await Promise.all([createProcessDatabase(), startSmtpSink()]);

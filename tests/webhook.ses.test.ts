@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../src/app.js';
 import type { Logger } from '../src/log.js';
-import type { SubscriberDetail, SubscriberView } from '../src/subscribers/schemas.js';
+import { createRenderer } from '../src/mail/render.js';
+import { loadTemplates } from '../src/mail/templates-fs.js';
+import type { StatsView, SubscriberDetail, SubscriberView } from '../src/subscribers/schemas.js';
+import type { SnsMessage } from '../src/webhooks/sns.js';
+import { CERT_CACHE_TTL_MS, createCertificateCache, createSnsVerifier } from '../src/webhooks/sns.js';
 import { addresses, deliveriesOf, lettersPerAddress, seedSubscribers } from './support/sendout.js';
 import type { TestService } from './support/service.js';
 import { createTestService, PUBLISHER_TOKEN } from './support/service.js';
@@ -8,6 +13,10 @@ import type { SnsFields, SnsFixture } from './support/sns.js';
 import {
   CERT_PATH,
   notification,
+  OTHER_CERT_PATH,
+  REGION,
+  SECOND_CERT_PATH,
+  SNS_ORIGIN,
   sesBounce,
   sesComplaint,
   sesDelivery,
@@ -191,12 +200,207 @@ describe('a complaint unsubscribes the reader: no more essays', () => {
     expect(await detail(reader)).toEqual(before);
   });
 
-  it('a complaint about someone already unsubscribed adds nothing', async () => {
-    const [gone] = addresses('already-gone', 1) as [string];
+  it('the same complaint delivered again (SNS retries) adds no second event', async () => {
+    const [complainer] = addresses('repeat-complaint', 1) as [string];
+    await seedSubscribers(s.database.db, 'confirmed', [complainer]);
+    const message = signed(sesComplaint([complainer]));
+    expect(await (await post(message)).json()).toMatchObject({ changed: 1 });
+    const first = await detail(complainer);
+    expect(first.history.filter((h) => h.kind === 'complained')).toHaveLength(1);
+
+    const again = await post(message);
+    expect(again.status).toBe(200);
+    expect(await again.json()).toMatchObject({ changed: 0 });
+    expect(await detail(complainer)).toEqual(first);
+  });
+});
+
+describe('a complaint about someone who already left is kept in their history', () => {
+  // Complaints often arrive days after the letter, when the reader has unsubscribed or bounced meanwhile.
+  for (const status of ['unsubscribed', 'bounced'] as const) {
+    it(`a complaint about a ${status} reader shows in their history and leaves them ${status}`, async () => {
+      const [gone] = addresses(`late-complaint-${status}`, 1) as [string];
+      await seedSubscribers(s.database.db, status, [gone]);
+      const before = await detail(gone);
+
+      const res = await post(signed(sesComplaint([gone])));
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ status: 'processed', type: 'Complaint', changed: 0 });
+
+      const after = await detail(gone);
+      expect(after.subscriber).toEqual(before.subscriber);
+      expect(after.history.map((h) => h.kind)).toEqual([...before.history.map((h) => h.kind), 'complained']);
+    });
+  }
+
+  it('the same late complaint delivered again adds no second event', async () => {
+    const [gone] = addresses('late-complaint-repeat', 1) as [string];
+    await seedSubscribers(s.database.db, 'unsubscribed', [gone]);
+    const message = signed(sesComplaint([gone]), '2');
+    expect((await post(message)).status).toBe(200);
+    const first = await detail(gone);
+    expect(first.history.filter((h) => h.kind === 'complained')).toHaveLength(1);
+
+    expect((await post(message)).status).toBe(200);
+    expect(await detail(gone)).toEqual(first);
+  });
+
+  it('a "not-spam" report about an unsubscribed reader adds nothing', async () => {
+    const [gone] = addresses('late-not-spam', 1) as [string];
     await seedSubscribers(s.database.db, 'unsubscribed', [gone]);
     const before = await detail(gone);
-    expect(await (await post(signed(sesComplaint([gone])))).json()).toMatchObject({ changed: 0 });
+    expect((await post(signed(sesComplaint([gone], 'not-spam')))).status).toBe(200);
     expect(await detail(gone)).toEqual(before);
+  });
+});
+
+describe('the publisher sees complaints as their own figure', () => {
+  const stats = async (): Promise<StatsView> => {
+    const res = await s.app.request('/api/stats?days=1&sendouts=0', { headers: auth });
+    expect(res.status).toBe(200);
+    return (await res.json()) as StatsView;
+  };
+
+  it('GET /api/stats counts complaints apart from unsubscribes, including those about readers who had left', async () => {
+    const [subscribed, alreadyGone] = addresses('stats-complaint', 2) as [string, string];
+    await seedSubscribers(s.database.db, 'confirmed', [subscribed]);
+    await seedSubscribers(s.database.db, 'unsubscribed', [alreadyGone]);
+    const before = await stats();
+
+    expect((await post(signed(sesComplaint([subscribed, alreadyGone])))).status).toBe(200);
+    const after = await stats();
+
+    expect(after.complained).toBe(before.complained + 2);
+    expect(after.growth.at(-1)?.complained).toBe((before.growth.at(-1)?.complained ?? 0) + 2);
+    // Only the reader who was still subscribed left the list today.
+    expect(after.growth.at(-1)?.unsubscribed).toBe((before.growth.at(-1)?.unsubscribed ?? 0) + 1);
+    expect(after.subscribers.unsubscribed).toBe(before.subscribers.unsubscribed + 1);
+    expect(after.subscribers.total).toBe(before.subscribers.total);
+  });
+
+  it('the OpenAPI document describes the complaint figures', async () => {
+    const doc = (await (await s.app.request('/openapi.json')).json()) as {
+      components: {
+        schemas: Record<string, { properties: Record<string, { items?: { properties: object } }> }>;
+      };
+    };
+    const stats = doc.components.schemas.Stats;
+    expect(stats?.properties).toHaveProperty('complained');
+    expect(stats?.properties.growth?.items?.properties).toHaveProperty('complained');
+  });
+});
+
+describe('the signing certificate is fetched once per process, not once per message', () => {
+  const certUrl = `${SNS_ORIGIN}${SECOND_CERT_PATH}`;
+  const fetchesOf = (path: string) => sns.requests.filter((r) => r === `GET ${path}`).length;
+  /** The app as a Worker builds it: anew for each request, with nothing carried over but modules. */
+  const appForOneRequest = () =>
+    createApp({
+      config: s.config,
+      database: s.database,
+      renderer: createRenderer(loadTemplates()),
+      log,
+      fetch: sns.fetch,
+    });
+
+  it('two messages signed with the same certificate, each to an app built for its request, fetch it once', async () => {
+    const [a, b] = addresses('per-request-app', 2) as [string, string];
+    await seedSubscribers(s.database.db, 'confirmed', [a, b]);
+    expect(fetchesOf(SECOND_CERT_PATH)).toBe(0);
+
+    for (const [reader, version] of [
+      [a, '1'],
+      [b, '2'],
+    ] as const) {
+      const m = sign(
+        notification(sesBounce([reader]), { SigningCertURL: certUrl }),
+        sns.privateKeyPem,
+        version,
+      );
+      const res = await appForOneRequest().request('/webhooks/ses', snsRequest(m));
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ changed: 1 });
+    }
+    expect(fetchesOf(SECOND_CERT_PATH)).toBe(1);
+  });
+
+  it('a different certificate address is still held to the same host rules, and fetched for itself', async () => {
+    // The certificate above is cached; the same path elsewhere is another URL, refused before any fetch.
+    const [reader] = addresses('cert-elsewhere', 1) as [string];
+    await seedSubscribers(s.database.db, 'confirmed', [reader]);
+    const before = await detail(reader);
+    for (const elsewhere of [
+      `https://sns.${REGION}.amazonaws.com.evil.example${SECOND_CERT_PATH}`,
+      `http://sns.${REGION}.amazonaws.com${SECOND_CERT_PATH}`,
+    ]) {
+      const m = sign(notification(sesBounce([reader]), { SigningCertURL: elsewhere }), sns.privateKeyPem);
+      const res = await appForOneRequest().request('/webhooks/ses', snsRequest(m));
+      expect(res.status, elsewhere).toBe(401);
+      expect(await res.json()).toMatchObject({ error: { code: 'signature_invalid' } });
+    }
+    expect(sns.foreignFetches).toEqual([]);
+
+    // Another of Amazon's addresses is fetched (once) and checked on its own: our key did not sign for it.
+    const fetched = fetchesOf(OTHER_CERT_PATH);
+    const other = sign(
+      notification(sesBounce([reader]), { SigningCertURL: `${SNS_ORIGIN}${OTHER_CERT_PATH}` }),
+      sns.privateKeyPem,
+    );
+    expect((await appForOneRequest().request('/webhooks/ses', snsRequest(other))).status).toBe(401);
+    expect(fetchesOf(OTHER_CERT_PATH)).toBe(fetched + 1);
+    expect(await detail(reader)).toEqual(before);
+  });
+
+  it('a cached certificate is fetched again after an hour', async () => {
+    let clock = Date.now();
+    const verify = createSnsVerifier({
+      fetch: sns.fetch,
+      now: () => clock,
+      certificates: createCertificateCache(),
+    });
+    const message = () =>
+      sign(
+        notification(sesBounce(['clock@example.org']), {
+          SigningCertURL: certUrl,
+          Timestamp: new Date(clock).toISOString(),
+        }),
+        sns.privateKeyPem,
+      ) as unknown as SnsMessage;
+    const before = fetchesOf(SECOND_CERT_PATH);
+    await verify(message());
+    clock += CERT_CACHE_TTL_MS / 2;
+    await verify(message());
+    expect(fetchesOf(SECOND_CERT_PATH)).toBe(before + 1);
+    clock += CERT_CACHE_TTL_MS / 2 + 1;
+    await verify(message());
+    expect(fetchesOf(SECOND_CERT_PATH)).toBe(before + 2);
+  });
+
+  it('the cache holds a bounded number of certificates, dropping the least recently used', async () => {
+    const cache = createCertificateCache(2);
+    const loads: string[] = [];
+    const get = (url: string) =>
+      cache.get(url, Date.now(), async () => {
+        loads.push(url);
+        return new Uint8Array(1);
+      });
+    for (const url of ['a', 'b', 'a', 'c', 'a', 'b']) await get(url);
+    // `a` was used again before `c` came, so `b` was the one dropped.
+    expect(loads).toEqual(['a', 'b', 'c', 'b']);
+  });
+
+  it('a failed fetch is not kept: the next message fetches again', async () => {
+    const cache = createCertificateCache();
+    let attempts = 0;
+    const load = async () => {
+      attempts++;
+      if (attempts === 1) throw new Error('Amazon answered 500');
+      return new Uint8Array(1);
+    };
+    await expect(cache.get('u', Date.now(), load)).rejects.toThrow('500');
+    await expect(cache.get('u', Date.now(), load)).resolves.toHaveLength(1);
+    await expect(cache.get('u', Date.now(), load)).resolves.toHaveLength(1);
+    expect(attempts).toBe(2);
   });
 });
 

@@ -40,17 +40,32 @@ describe.skipIf(testDbKind !== 'pglite')('SNS signatures are checked the same on
       method: 'POST',
       body: JSON.stringify({ certificate: sns.certificatePem, message }),
     });
-    return (await res.json()) as { verified: boolean; reason?: string };
+    return (await res.json()) as { verified: boolean; reason?: string; certificateFetches: number };
   };
 
   it('verifies SignatureVersion 1 and 2 notifications and a subscription confirmation', async () => {
-    expect(await check(sign(notification(sesBounce(['a@example.org'])), sns.privateKeyPem, '1'))).toEqual({
+    expect(
+      await check(sign(notification(sesBounce(['a@example.org'])), sns.privateKeyPem, '1')),
+    ).toMatchObject({
       verified: true,
     });
-    expect(await check(sign(notification(sesBounce(['a@example.org'])), sns.privateKeyPem, '2'))).toEqual({
+    expect(
+      await check(sign(notification(sesBounce(['a@example.org'])), sns.privateKeyPem, '2')),
+    ).toMatchObject({
       verified: true,
     });
-    expect(await check(sign(subscriptionConfirmation(), sns.privateKeyPem, '2'))).toEqual({ verified: true });
+    expect(await check(sign(subscriptionConfirmation(), sns.privateKeyPem, '2'))).toMatchObject({
+      verified: true,
+    });
+  });
+
+  it('fetches the certificate once for messages in separate requests, each with its own verifier', async () => {
+    const first = await check(sign(notification(sesBounce(['b@example.org'])), sns.privateKeyPem, '2'));
+    const second = await check(sign(notification(sesBounce(['c@example.org'])), sns.privateKeyPem, '1'));
+    expect(first).toMatchObject({ verified: true });
+    expect(second).toMatchObject({ verified: true });
+    expect(first.certificateFetches).toBe(1);
+    expect(second.certificateFetches).toBe(1);
   });
 
   it('refuses a tampered message and one signed with another key', async () => {

@@ -93,6 +93,10 @@ describe.skipIf(testDbKind !== 'postgres')('the service as a Cloudflare Worker (
 
     const style = await fetch(`${base}/assets/style.css`);
     expect(style.headers.get('content-type')).toContain('text/css');
+    // The icon is bundled too (wrangler.toml's Text rule covers templates/**/*.svg).
+    const icon = await fetch(`${base}/favicon.svg`);
+    expect(icon.headers.get('content-type')).toContain('image/svg+xml');
+    expect(await icon.text()).toContain('<svg');
   });
 
   it('sends a small send-out from the cron, and a repeat sends nothing', async () => {

@@ -29,20 +29,25 @@ export function overviewRoutes(app: Hono<AdminEnv>, deps: Deps): void {
       confirmed: d.confirmed,
       unsubscribed: d.unsubscribed,
       bounced: d.bounced,
+      complained: d.complained,
     }));
     return adminPage(c, 'overview', {
       title: 'Overview',
       subscribers: figures.subscribers,
+      complained: figures.complained,
       growth_chart: growthChart(growth),
       // The table lists only days with something in them: 90 rows of zeros help no one.
-      growth_days: growth.filter((d) => d.confirmed + d.unsubscribed + d.bounced > 0).reverse(),
+      growth_days: growth
+        .filter((d) => d.confirmed + d.unsubscribed + d.bounced + d.complained > 0)
+        .reverse(),
       growth_totals: growth.reduce(
         (t, d) => ({
           confirmed: t.confirmed + d.confirmed,
           unsubscribed: t.unsubscribed + d.unsubscribed,
           bounced: t.bounced + d.bounced,
+          complained: t.complained + d.complained,
         }),
-        { confirmed: 0, unsubscribed: 0, bounced: 0 },
+        { confirmed: 0, unsubscribed: 0, bounced: 0, complained: 0 },
       ),
       days: GROWTH_DAYS,
       sendouts,

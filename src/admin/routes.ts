@@ -26,13 +26,14 @@ import { subscriberPages } from './subscribers.js';
 /** The dashboard's handlers see the session and its CSRF token besides the deps. */
 export type AdminEnv = { Variables: AppEnv['Variables'] & { session?: AdminSession; csrf?: string } };
 
-/** The dashboard's pages: our stylesheet and script, forms and polling to us, the preview frame from us. */
+/** The dashboard's pages: our stylesheet, script and icon, forms and polling to us, the preview frame from us. */
 export function adminCsp(config: Config): string {
   const self = `'self' ${new URL(config.publicUrl).origin}`;
   return [
     "default-src 'none'",
     `style-src ${self}`,
     `script-src ${self}`,
+    `img-src ${self}`,
     `connect-src ${self}`,
     `frame-src ${self}`,
     `form-action ${self}`,

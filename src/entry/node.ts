@@ -89,6 +89,8 @@ async function main(argv: string[]): Promise<void> {
           db: database.db,
           feedUrl: config.feedUrl,
           intervalMs: config.feedPollMs,
+          timeoutMs: config.feedTimeoutMs,
+          maxBytes: config.feedMaxBytes,
           log,
           kick,
         })

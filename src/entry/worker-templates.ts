@@ -21,6 +21,7 @@ import checkInbox from '../../templates/pages/check-inbox.liquid';
 import confirmPage from '../../templates/pages/confirm.liquid';
 import confirmedPage from '../../templates/pages/confirmed.liquid';
 import errorPage from '../../templates/pages/error.liquid';
+import favicon from '../../templates/pages/favicon.svg';
 // @ts-expect-error: a .js file bundled as text by wrangler's rules, not a module TypeScript can read
 import formJs from '../../templates/pages/form.js';
 import formPage from '../../templates/pages/form.liquid';
@@ -54,6 +55,7 @@ export const workerTemplates: TemplateSources = {
   'pages/confirm.liquid': confirmPage,
   'pages/confirmed.liquid': confirmedPage,
   'pages/error.liquid': errorPage,
+  'pages/favicon.svg': favicon,
   'pages/form.js': formJs,
   'pages/form.liquid': formPage,
   'pages/layout.liquid': layout,

@@ -141,7 +141,13 @@ export default {
       if (config.feedUrl && feedDue(controller.scheduledTime, config.feedPollMs)) {
         const database = await openDatabase(config);
         try {
-          await pollFeedOnce({ db: database.db, feedUrl: config.feedUrl, log });
+          await pollFeedOnce({
+            db: database.db,
+            feedUrl: config.feedUrl,
+            log,
+            timeoutMs: config.feedTimeoutMs,
+            maxBytes: config.feedMaxBytes,
+          });
         } finally {
           await database.close();
         }

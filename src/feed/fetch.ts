@@ -58,14 +58,17 @@ export async function fetchFeed(
   } catch (error) {
     if (error instanceof FeedError) throw error;
     if (options.signal?.aborted) throw new FeedError('stopped before the feed was read');
-    if (timeout.aborted) throw new FeedError(`no complete answer within ${seconds(options.timeoutMs)}`);
+    if (timeout.aborted) {
+      throw new FeedError(`no complete answer within ${seconds(options.timeoutMs)} (FEED_TIMEOUT_SECONDS)`);
+    }
     throw new FeedError(`could not fetch it (${networkReason(error)})`);
   }
 }
 
 /** The body's bytes, refusing (and no longer reading) a body larger than `max`. */
 async function readLimited(res: Response, max: number): Promise<Uint8Array> {
-  const tooLarge = () => new FeedError(`the body is larger than ${megabytes(max)}`);
+  // The operator's knob is named: a feed that outgrew the limit is fixed by raising it.
+  const tooLarge = () => new FeedError(`the body is larger than ${megabytes(max)} (FEED_MAX_BYTES)`);
   const declared = Number(res.headers.get('content-length') ?? Number.NaN);
   if (declared > max) {
     await res.body?.cancel();

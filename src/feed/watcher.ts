@@ -18,9 +18,9 @@ export interface FeedDeps {
   log: Logger;
   fetch?: typeof fetch;
   now?: () => Date;
-  /** How long one request may take, body included (default 20 s). */
+  /** How long one request may take, body included (FEED_TIMEOUT_SECONDS; default 20 s, as there). */
   timeoutMs?: number;
-  /** Largest body read; past it reading stops and the poll fails (default 5 MB). */
+  /** Largest body read; past it reading stops and the poll fails (FEED_MAX_BYTES; default 5 MB, as there). */
   maxBytes?: number;
   /** Called after an essay was published: wakes a dispatcher in this process. */
   kick?: () => void;

@@ -155,12 +155,12 @@ async function erase(a: Api, ref: string): Promise<void> {
 function printStats(s: StatsView): void {
   const { subscribers: n } = s;
   const lines = [
-    `Subscribers: ${n.total} (${n.confirmed} confirmed, ${n.pending} pending, ${n.unsubscribed} unsubscribed, ${n.bounced} bounced)`,
+    `Subscribers: ${n.total} (${n.confirmed} confirmed, ${n.pending} pending, ${n.unsubscribed} unsubscribed, ${n.bounced} bounced); ${s.complained} complained`,
     '',
-    'Day         new  confirmed  unsubscribed  bounced',
+    'Day         new  confirmed  unsubscribed  bounced  complained',
     ...s.growth.map(
       (g) =>
-        `${g.day}  ${String(g.subscribed).padStart(4)}  ${String(g.confirmed).padStart(9)}  ${String(g.unsubscribed).padStart(12)}  ${String(g.bounced).padStart(7)}`,
+        `${g.day}  ${String(g.subscribed).padStart(4)}  ${String(g.confirmed).padStart(9)}  ${String(g.unsubscribed).padStart(12)}  ${String(g.bounced).padStart(7)}  ${String(g.complained).padStart(10)}`,
     ),
   ];
   if (s.sendouts.length) {

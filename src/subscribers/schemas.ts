@@ -92,7 +92,8 @@ export const subscriberPage = z
 export const subscriberEvent = z
   .object({
     kind: z.enum(['subscribed', 'imported', 'confirmed', 'complained', 'unsubscribed', 'bounced']).openapi({
-      description: '`complained`: their mail provider reported an essay as spam; they were unsubscribed.',
+      description:
+        '`complained`: their mail provider reported an essay as spam; they were unsubscribed (if not already).',
     }),
     at: z.string().openapi({ format: 'date-time' }),
   })
@@ -212,6 +213,10 @@ export const statsView = z
       unsubscribed: z.number().int(),
       bounced: z.number().int(),
     }),
+    complained: z.number().int().openapi({
+      description:
+        'Subscribers who have complained (reported an essay as spam) at least once, whatever their status now.',
+    }),
     growth: z
       .array(
         z.object({
@@ -220,11 +225,15 @@ export const statsView = z
           confirmed: z.number().int(),
           unsubscribed: z.number().int(),
           bounced: z.number().int(),
+          complained: z.number().int().openapi({
+            description:
+              'Complaints recorded that day; one from a subscribed reader also counts as unsubscribed.',
+          }),
         }),
       )
       .openapi({
         description:
-          'Per UTC day, oldest first: new subscribers, and the latest confirmation, unsubscription and bounce of each.',
+          'Per UTC day, oldest first: new subscribers, the latest confirmation, unsubscription and bounce of each, and complaints.',
       }),
     sendouts: z.array(
       z.object({

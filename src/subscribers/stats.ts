@@ -6,7 +6,11 @@ import type { StatsView } from './schemas.js';
 
 type Growth = StatsView['growth'][number];
 
-/** The list by status, its growth per UTC day over `days`, and the latest `sendouts` send-outs' counts. */
+/**
+ * The list by status, its growth per UTC day over `days`, how many complained, and the latest `sendouts`
+ * send-outs' counts. Complaints come from the `complained` events (a complaint is also an unsubscription when
+ * the reader was still subscribed, so it is counted on its own, not instead).
+ */
 export async function stats(db: Db, options: { days: number; sendouts: number }): Promise<StatsView> {
   const byStatus = await rows<{ status: string; n: number }>(
     db,
@@ -32,14 +36,22 @@ export async function stats(db: Db, options: { days: number; sendouts: number })
           select unsubscribed_at, 'unsubscribed' from subscribers where unsubscribed_at >= ${since.toISOString()}::timestamptz
           union all
           select bounced_at, 'bounced' from subscribers where bounced_at >= ${since.toISOString()}::timestamptz
+          union all
+          select at, 'complained' from subscriber_events
+          where kind = 'complained' and at >= ${since.toISOString()}::timestamptz
         ) t
         group by 1, 2`,
   );
+  const [complainers] = await rows<{ n: number }>(
+    db,
+    sql`select count(distinct subscriber_id)::int as n from subscriber_events where kind = 'complained'`,
+  );
+
   const growth: Growth[] = [];
   const index = new Map<string, Growth>();
   for (let d = since.getTime(); d <= today.getTime(); d += 86_400_000) {
     const day = new Date(d).toISOString().slice(0, 10);
-    const entry = { day, subscribed: 0, confirmed: 0, unsubscribed: 0, bounced: 0 };
+    const entry = { day, subscribed: 0, confirmed: 0, unsubscribed: 0, bounced: 0, complained: 0 };
     growth.push(entry);
     index.set(day, entry);
   }
@@ -62,5 +74,5 @@ export async function stats(db: Db, options: { days: number; sendouts: number })
       sendout: await sendoutProgress(db, Number(e.id)),
     });
   }
-  return { subscribers, growth, sendouts };
+  return { subscribers, complained: Number(complainers?.n ?? 0), growth, sendouts };
 }

@@ -120,7 +120,7 @@ async function handle(deps: Deps, fetchFn: typeof fetch, message: SnsMessage): P
     log.info({ msg: 'ses notification ignored: not an SES event', messageId: message.MessageId });
     return { status: 'ignored', reason: 'not an SES bounce or complaint' };
   }
-  return applyNotification(deps, message.MessageId, notification);
+  return applyNotification(deps, message, notification);
 }
 
 /** Visits SubscribeURL, which is how an SNS subscription is confirmed. */
@@ -164,8 +164,9 @@ function addressOf(raw: string): string | undefined {
 const addresses = (list: { emailAddress: string }[]) =>
   list.map((r) => addressOf(r.emailAddress)).filter((a): a is string => a !== undefined);
 
-async function applyNotification(deps: Deps, messageId: string, n: SesNotification): Promise<Outcome> {
+async function applyNotification(deps: Deps, message: SnsMessage, n: SesNotification): Promise<Outcome> {
   const { log } = deps;
+  const messageId = message.MessageId;
   const db = deps.database.db;
   const type = n.eventType ?? n.notificationType ?? 'unknown';
   if (type === 'Bounce' && n.bounce) {
@@ -206,7 +207,8 @@ async function applyNotification(deps: Deps, messageId: string, n: SesNotificati
       });
       return { status: 'processed', type, changed: 0, reason: 'not-spam feedback: nothing changed' };
     }
-    const changed = await unsubscribeComplainers(db, list);
+    // The signed, verified send time: the same on every delivery of this message (see unsubscribeComplainers).
+    const changed = await unsubscribeComplainers(db, list, new Date(message.Timestamp));
     log.info({
       msg: 'ses complaint: addresses unsubscribed',
       messageId,

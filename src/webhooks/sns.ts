@@ -53,7 +53,10 @@ const MAX_SKEW_MS = 5 * 60 * 1000;
 
 const CERT_FETCH_TIMEOUT_MS = 5_000;
 const CERT_MAX_BYTES = 16 * 1024;
+/** Certificate URLs kept at once: every region a sender uses, with room for Amazon's certificate changes. */
 const CERT_CACHE_SIZE = 32;
+/** How long a fetched certificate is trusted before it is fetched again (Amazon may withdraw or replace one). */
+export const CERT_CACHE_TTL_MS = 60 * 60 * 1000;
 
 type PublicKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
 
@@ -137,34 +140,62 @@ export function isAwsSnsUrl(raw: string): boolean {
   );
 }
 
+type Spki = Uint8Array<ArrayBuffer>;
+
+/** Signing certificates' public keys by certificate URL: bounded in size, each kept for a limited time. */
+export interface CertificateCache {
+  /** The cached key for `url`, or what `load` gives (kept unless it fails: the next message loads again). */
+  get(url: string, now: number, load: () => Promise<Spki>): Promise<Spki>;
+}
+
+/** A cache that keeps the `size` most recently used certificates, each for `ttlMs` after it was fetched. */
+export function createCertificateCache(size = CERT_CACHE_SIZE, ttlMs = CERT_CACHE_TTL_MS): CertificateCache {
+  // A Map iterates in insertion order: re-inserting on use keeps the least recently used first.
+  const entries = new Map<string, { spki: Promise<Spki>; expires: number }>();
+  return {
+    get(url, now, load) {
+      const cached = entries.get(url);
+      entries.delete(url);
+      if (cached && cached.expires > now) {
+        entries.set(url, cached);
+        return cached.spki;
+      }
+      const entry = { spki: load(), expires: now + ttlMs };
+      entry.spki.catch(() => {
+        if (entries.get(url) === entry) entries.delete(url);
+      });
+      if (entries.size >= size) entries.delete(entries.keys().next().value as string);
+      entries.set(url, entry);
+      return entry.spki;
+    },
+  };
+}
+
+/**
+ * One cache for the whole process (Node) or isolate (Workers). On Workers the app, and so the verifier, is
+ * built for every request: a cache of the verifier's own would fetch the certificate for every message.
+ * Only URLs that passed the host check reach it; a failed fetch or a PEM that holds no certificate is not kept.
+ */
+const sharedCertificates = createCertificateCache();
+
 export interface SnsVerifierOptions {
   /** Fetches signing certificates (tests serve their own; production fetches Amazon's). */
   fetch: typeof fetch;
   now?: () => number;
+  /** Where fetched certificates are kept; by default one cache shared by every verifier in this process. */
+  certificates?: CertificateCache;
 }
 
 /**
  * Checks SNS messages: a signing certificate on Amazon's SNS hosts, a signature by that certificate's key over
- * the canonical string, and a recent timestamp. Certificates are kept in memory by URL (a cache, bounded).
+ * the canonical string, and a recent timestamp. Certificates are kept in memory by URL (CertificateCache).
  */
 export function createSnsVerifier(options: SnsVerifierOptions): (m: SnsMessage) => Promise<void> {
   const now = options.now ?? Date.now;
-  const certificates = new Map<string, Promise<Uint8Array<ArrayBuffer>>>();
-
-  /** The certificate's public key (SubjectPublicKeyInfo), fetched once per URL. */
-  const publicKeyAt = (url: string): Promise<Uint8Array<ArrayBuffer>> => {
-    const cached = certificates.get(url);
-    if (cached) return cached;
-    const loading = fetchCertificate(options.fetch, url);
-    // Failures are not kept: the next message fetches again.
-    loading.catch(() => certificates.delete(url));
-    if (certificates.size >= CERT_CACHE_SIZE) certificates.delete(certificates.keys().next().value as string);
-    certificates.set(url, loading);
-    return loading;
-  };
+  const certificates = options.certificates ?? sharedCertificates;
 
   const keyFor = async (url: string, hash: 'SHA-1' | 'SHA-256'): Promise<PublicKey> => {
-    const spki = await publicKeyAt(url);
+    const spki = await certificates.get(url, now(), () => fetchCertificate(options.fetch, url));
     try {
       return await crypto.subtle.importKey('spki', spki, { name: 'RSASSA-PKCS1-v1_5', hash }, false, [
         'verify',
@@ -202,7 +233,7 @@ export function createSnsVerifier(options: SnsVerifierOptions): (m: SnsMessage) 
 }
 
 /** GETs a PEM certificate (bounded in time and size) and returns its SubjectPublicKeyInfo. */
-async function fetchCertificate(fetchFn: typeof fetch, url: string): Promise<Uint8Array<ArrayBuffer>> {
+async function fetchCertificate(fetchFn: typeof fetch, url: string): Promise<Spki> {
   let res: Response;
   try {
     res = await fetchFn(url, { redirect: 'manual', signal: AbortSignal.timeout(CERT_FETCH_TIMEOUT_MS) });

@@ -3,10 +3,10 @@ import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
 
 /**
- * What a mail provider's report does to the list, by address. Both are single statements that change only
- * subscribers who could still get mail (pending or confirmed), so a report delivered twice changes nothing more.
- * Deliveries of a send-out under way are skipped by the dispatcher, which checks the status as it hands each
- * one to the mail server.
+ * What a mail provider's report does to the list, by address. Both are single statements that change the status
+ * only of subscribers who could still get mail (pending or confirmed), so a report delivered twice changes
+ * nothing more. Deliveries of a send-out under way are skipped by the dispatcher, which checks the status as it
+ * hands each one to the mail server.
  */
 
 const addressesJson = (addresses: string[]) => JSON.stringify(addresses.map((a) => a.toLowerCase()));
@@ -33,20 +33,45 @@ export async function markAddressesBounced(db: Db, addresses: string[]): Promise
 }
 
 /**
- * A complaint (the reader marked an essay as spam): they are unsubscribed, as if they had clicked the link,
- * and their history says why with a `complained` event. Returns the addresses changed.
+ * How far the database's clock may be behind the reporter's when deciding that a complaint is already in a
+ * subscriber's history (SNS accepts messages up to 5 minutes ahead of our clock too: webhooks/sns.ts).
  */
-export async function unsubscribeComplainers(db: Db, addresses: string[]): Promise<string[]> {
+const CLOCK_SKEW = '5 minutes';
+
+/**
+ * A complaint (the reader marked an essay as spam): they are unsubscribed, as if they had clicked the link,
+ * and their history says why with a `complained` event. Complaints often arrive days after the reader left
+ * (unsubscribed, or bounced), so those get the `complained` event too and keep their status: the history
+ * shows every complaint. A report delivered again (SNS retries for up to an hour, with the same
+ * `reportedAt`) adds no second event: one is recorded only if none was recorded since the report was sent.
+ * Returns the addresses whose status changed.
+ */
+export async function unsubscribeComplainers(
+  db: Db,
+  addresses: string[],
+  reportedAt: Date,
+): Promise<string[]> {
   if (addresses.length === 0) return [];
   const changed = await rows<{ email: string }>(
     db,
-    sql`with changed as (
-          update subscribers set status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+    sql`with matched as (
+          select id, status from subscribers
           where lower(email) in (select value from json_array_elements_text(${addressesJson(addresses)}::json))
-            and status in ('pending', 'confirmed')
+        ), changed as (
+          update subscribers set status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+          where id in (select id from matched) and status in ('pending', 'confirmed')
           returning id, email
         ), event as (
-          insert into subscriber_events (subscriber_id, kind) select id, 'complained' from changed
+          insert into subscriber_events (subscriber_id, kind)
+          select id, 'complained'::subscriber_event_kind from changed
+          union all
+          select m.id, 'complained'::subscriber_event_kind from matched m
+          where m.status in ('unsubscribed', 'bounced')
+            and not exists (
+              select 1 from subscriber_events e
+              where e.subscriber_id = m.id and e.kind = 'complained'
+                and e.at >= ${reportedAt.toISOString()}::timestamptz - ${CLOCK_SKEW}::interval
+            )
         )
         select email from changed`,
   );

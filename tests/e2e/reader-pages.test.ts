@@ -52,6 +52,8 @@ describe.skipIf(testDbKind === 'postgres')('the pages behind the links in emails
     await page.getByRole('heading', { name: "You're subscribed" }).waitFor();
     expect((await subscribersFor(s.database.db, 'reader@example.com'))[0]?.status).toBe('confirmed');
     await checkPage(page, 'confirmed');
+    // The browser fetched the page's icon, and nothing about it (a 404, a CSP refusal) reached the console.
+    expect(served.requests.some((r) => r.method === 'GET' && r.path === '/favicon.svg')).toBe(true);
     expect(consoleErrors).toEqual([]);
     await context.close();
   });

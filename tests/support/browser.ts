@@ -162,10 +162,9 @@ export async function openPage(
     }
   });
   page.on('response', (response) => {
-    const url = new URL(response.url());
-    // Browsers ask every origin for /favicon.ico on their own; neither the service nor the site has one.
-    if (response.status() >= 400 && url.pathname !== '/favicon.ico') {
-      consoleErrors.push(`${response.status()} ${url.pathname}`);
+    // Icons count too: browsers ask for one on every page, and a 404 there is an error in their console.
+    if (response.status() >= 400) {
+      consoleErrors.push(`${response.status()} ${new URL(response.url()).pathname}`);
     }
   });
   page.on('pageerror', (error) => consoleErrors.push(error.message));

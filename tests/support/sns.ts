@@ -18,6 +18,8 @@ export const TOPIC_ARN = `arn:aws:sns:${REGION}:123456789012:ses-notifications`;
 export const SNS_ORIGIN = `https://sns.${REGION}.amazonaws.com`;
 /** The certificate address SNS puts in its messages (AWS names them by a hash). */
 export const CERT_PATH = '/SimpleNotificationService-9c6465fa7f48f5cacd23014631ec1136.pem';
+/** The same certificate at a second address, for tests that count fetches from a cold start. */
+export const SECOND_CERT_PATH = '/SimpleNotificationService-5ec0d5ec0d5ec0d5ec0d5ec0d5ec0d5e.pem';
 /** A certificate of a different key, also "on Amazon's host": a message signed with our key fails against it. */
 export const OTHER_CERT_PATH = '/SimpleNotificationService-0000000000000000000000000000other.pem';
 /** An elliptic-curve certificate (SNS signs with RSA only) and a PEM whose content is not a certificate. */
@@ -95,9 +97,9 @@ export async function startFakeSns(): Promise<SnsFixture> {
       fixture.failNext = undefined;
       return;
     }
-    if (url.pathname === CERT_PATH || url.pathname === OTHER_CERT_PATH) {
+    if (url.pathname === CERT_PATH || url.pathname === SECOND_CERT_PATH || url.pathname === OTHER_CERT_PATH) {
       res.writeHead(200, { 'content-type': 'application/x-x509-ca-cert' });
-      res.end(url.pathname === CERT_PATH ? main.cert : other.cert);
+      res.end(url.pathname === OTHER_CERT_PATH ? other.cert : main.cert);
       return;
     }
     if (url.pathname === EC_CERT_PATH || url.pathname === GARBAGE_CERT_PATH) {
