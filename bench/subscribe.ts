@@ -4,6 +4,7 @@
  * running the same statements.
  */
 import autocannon from 'autocannon';
+import postgres from 'postgres';
 import { MIGRATIONS_FOLDER } from '../src/db/open.js';
 import { migratePostgres } from '../src/db/postgres.js';
 import { createServerDatabase, dropServerDatabase } from '../tests/support/db.js';
@@ -118,48 +119,49 @@ async function withServer<T>(
 
 export async function measureSubscribe(options: SubscribeOptions): Promise<SubscribeResult> {
   const { log } = options;
-  const url = await createServerDatabase();
-  try {
-    await migratePostgres(url, MIGRATIONS_FOLDER);
-    const env = (port: number) => ({
-      DATABASE_URL: url,
-      PORT: String(port),
-      PUBLIC_URL: `http://127.0.0.1:${port}`,
-      MAIL_FROM: 'Essays <essays@example.org>',
-      PUBLISHER_TOKEN: 'bench-publisher-token-0123456789',
-      // The limits still count every request (the same statement runs), but never refuse one.
-      SUBSCRIBE_LIMIT_PER_IP: '1000000',
-      SUBSCRIBE_LIMIT_PER_ADDRESS: '1000000',
-      // Confirmation emails are a worker's job here (`npm run worker`); the request path is what is measured.
-      DISPATCHER: 'false',
-    });
-    const warm = Math.max(1, Math.round(options.durationSeconds / 4));
-    const warmUp = (port: number, pid: number) =>
-      load(port, pid, 'new', { ...options, durationSeconds: warm });
+  const env = (url: string, port: number) => ({
+    DATABASE_URL: url,
+    PORT: String(port),
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    MAIL_FROM: 'Essays <essays@example.org>',
+    PUBLISHER_TOKEN: 'bench-publisher-token-0123456789',
+    // The limits still count every request (the same statement runs), but never refuse one.
+    SUBSCRIBE_LIMIT_PER_IP: '1000000',
+    SUBSCRIBE_LIMIT_PER_ADDRESS: '1000000',
+    // Confirmation emails are a worker's job here (`npm run worker`); the request path is what is measured.
+    DISPATCHER: 'false',
+  });
+  const warm = Math.max(1, Math.round(options.durationSeconds / 4));
+  const warmUp = (port: number, pid: number) => load(port, pid, 'new', { ...options, durationSeconds: warm });
 
-    log('subscribe: hono hello-world');
-    const hono = await withServer(
-      (port) => startTs('bench/baselines/hono-hello.ts', [], { PORT: String(port) }),
-      async (port, child) => {
-        await warmUp(port, child.pid);
-        return load(port, child.pid, 'new', options);
-      },
-    );
+  log('subscribe: hono hello-world');
+  const hono = await withServer(
+    (port) => startTs('bench/baselines/hono-hello.ts', [], { PORT: String(port) }),
+    async (port, child) => {
+      await warmUp(port, child.pid);
+      return load(port, child.pid, 'new', options);
+    },
+  );
 
-    log('subscribe: node:http + postgres.js');
-    const raw = await withServer(
-      (port) => startTs('bench/baselines/raw-subscribe.ts', [], env(port)),
+  // Each server gets a database of its own, new and empty, after a checkpoint: the one measured second
+  // would otherwise write into tables the first had filled, with autovacuum and a checkpoint to pay for.
+  log('subscribe: node:http + postgres.js');
+  const raw = await onFreshDatabase((url) =>
+    withServer(
+      (port) => startTs('bench/baselines/raw-subscribe.ts', [], env(url, port)),
       async (port, child) => {
         await warmUp(port, child.pid);
         const out = {} as Record<Scenario, LoadResult>;
         for (const scenario of SCENARIOS) out[scenario] = await load(port, child.pid, scenario, options);
         return out;
       },
-    );
+    ),
+  );
 
-    log('subscribe: the service');
-    const service = await withServer(
-      (port) => startService('start', env(port)),
+  log('subscribe: the service');
+  const service = await onFreshDatabase((url) =>
+    withServer(
+      (port) => startService('start', env(url, port)),
       async (port, child) => {
         await sleep(300);
         const rest = await memoryOf(child.pid);
@@ -169,16 +171,26 @@ export async function measureSubscribe(options: SubscribeOptions): Promise<Subsc
         const after = await memoryOf(child.pid);
         return { out, memory: { restMiB: rest.rssMiB, afterMiB: after.rssMiB, peakMiB: after.peakMiB } };
       },
-    );
+    ),
+  );
 
-    return {
-      connections: options.connections,
-      durationSeconds: options.durationSeconds,
-      service: service.out,
-      raw,
-      hono,
-      serviceMemory: service.memory,
-    };
+  return {
+    connections: options.connections,
+    durationSeconds: options.durationSeconds,
+    service: service.out,
+    raw,
+    hono,
+    serviceMemory: service.memory,
+  };
+}
+
+async function onFreshDatabase<T>(run: (url: string) => Promise<T>): Promise<T> {
+  const url = await createServerDatabase();
+  try {
+    await migratePostgres(url, MIGRATIONS_FOLDER);
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    await admin`checkpoint`.finally(() => admin.end());
+    return await run(url);
   } finally {
     await dropServerDatabase(url);
   }
