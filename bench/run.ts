@@ -111,13 +111,13 @@ function render(): string {
       '',
       'Where the CPU went while the letters went out (µs of CPU time per message, user + system, by process):',
       '',
-      '| subscribers | dispatcher | smtp-sink | PostgreSQL (all its processes) | sum | machine busy (all cores = 100 %) |',
-      '|---:|---:|---:|---:|---:|---:|',
+      '| subscribers | dispatcher | smtp-sink | PostgreSQL (all its processes) | sum | machine busy (all cores = 100 %) | WAL bytes per message |',
+      '|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const r of sendout) {
       const c = r.cpuPerMessageUs;
       out.push(
-        `| ${f(r.n)} | ${f(c.dispatcher)} | ${f(c.sink)} | ${f(c.postgres)} | ${f(c.dispatcher + c.sink + c.postgres)} | ${f(r.machineBusy * 100)} % |`,
+        `| ${f(r.n)} | ${f(c.dispatcher)} | ${f(c.sink)} | ${f(c.postgres)} | ${f(c.dispatcher + c.sink + c.postgres)} | ${f(r.machineBusy * 100)} % | ${f(r.walBytesPerMessage)} |`,
       );
     }
     const first = sendout[0];

@@ -95,7 +95,10 @@ export function startService(script: 'start' | 'worker', env: Record<string, str
   const [command, ...args] = (pkg.scripts[script] ?? '').split(/\s+/);
   if (command !== 'node')
     throw new Error(`npm run ${script} no longer starts with node: ${pkg.scripts[script]}`);
-  return startProcess(process.execPath, args, { ...process.env, NODE_ENV: '', ...env });
+  // BENCH_PROFILE_DIR=/some/dir: the service writes a V8 CPU profile there when it exits (node --cpu-prof).
+  const profile = process.env.BENCH_PROFILE_DIR;
+  const profiling = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
+  return startProcess(process.execPath, [...profiling, ...args], { ...process.env, NODE_ENV: '', ...env });
 }
 
 /**

@@ -354,8 +354,9 @@ describe('unsubscribing while a send-out is under way', () => {
     expect(row).toMatchObject({ status: 'skipped', attempts: 0 });
   });
 
-  it('skips them even when the dispatcher had already claimed their delivery', async () => {
-    // One connection, so the dispatcher works through its claimed batch one letter at a time.
+  it('skips them even when the dispatcher is already working through the send-out', async () => {
+    // One connection, so the dispatcher works through the send-out one letter at a time. A delivery is
+    // claimed only with the small group about to go out, in the statement that checks the subscriber.
     s = await createTestService({ SEND_CONCURRENCY: '1' });
     const readers = await seedSubscribers(s.database.db, 'confirmed', addresses('reader', 30));
     const leaving = readers[29] as SeededSubscriber;
@@ -383,7 +384,7 @@ describe('unsubscribing while a send-out is under way', () => {
       await mailer.close();
     }
 
-    expect(claimedWhenLeaving).toBe('claimed');
+    expect(claimedWhenLeaving).toBe('pending');
     expect(s.smtp.to(leaving.email)).toHaveLength(0);
     expect(s.smtp.received).toHaveLength(29);
     const state = await answer(await progress(s, news.slug));
@@ -466,5 +467,31 @@ describe('a claim whose dispatcher stopped renewing its lease', () => {
       pending: 1,
       sent: 8,
     });
+  });
+
+  it('goes back to pending when its own dispatcher stops, if it never reached SMTP, and is sent once', async () => {
+    const readers = await seedSubscribers(s.database.db, 'confirmed', addresses('unanswered', 3));
+    const unanswered = essay('unanswered-claim');
+    expect((await s.publish(unanswered)).status).toBe(202);
+    const mailer = createSmtpMailer({ url: s.smtp.url, connections: 1 });
+    const dispatcher = secondDispatcher(s, mailer);
+    // A claim that committed as the database went away: its rows are `sending` under this dispatcher's id,
+    // and no worker holds them. Stopping must not leave them so (renewed while it lives, unknown after).
+    const [stray] = readers;
+    await s.database.db.execute(sql`
+      update deliveries set status = 'sending', claimed_by = ${dispatcher.id}::uuid, attempts = 1,
+             lease_until = now() + interval '10 minutes'
+      where subscriber_id = ${(stray as SeededSubscriber).id}
+        and essay_id = (select id from essays where slug = ${unanswered.slug})`);
+    try {
+      await dispatcher.stop();
+    } finally {
+      await mailer.close();
+    }
+    const ledger = await deliveriesOf(s.database.db, unanswered.slug);
+    expect(ledger.find((d) => d.email === stray?.email)?.status).toBe('pending');
+
+    await s.drain();
+    for (const r of readers) expect(s.smtp.to(r.email), r.email).toHaveLength(1);
   });
 });

@@ -96,7 +96,8 @@ export const essays = pgTable('essays', {
 
 /**
  * The delivery ledger: one row per (essay, subscriber), the database's guarantee of one letter, never more.
- * pending → claimed → sending → sent | failed | skipped | unknown.
+ * pending → sending → sent | failed | skipped | unknown (retries go back to pending). `claimed` is only
+ * ever seen on rows of dispatchers from before 2026-11: the reaper and a stop still release it.
  */
 export const deliveryStatus = pgEnum('delivery_status', [
   'pending',

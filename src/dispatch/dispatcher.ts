@@ -10,12 +10,10 @@ import type { EssayForEmail, EssayLetters } from '../mail/messages.js';
 import { confirmationEmail, essayLetters } from '../mail/messages.js';
 import type { Renderer } from '../mail/render.js';
 import { claimConfirmations, confirmationNotSent, issueConfirmation } from './confirmations.js';
-import type { ClaimedDelivery, DeliveryKey, DeliveryResult } from './queries.js';
+import type { DeliveryKey, DeliveryResult, SendingDelivery } from './queries.js';
 import {
-  claimDeliveries,
-  deliveryKey,
+  claimForSending,
   markBounced,
-  markSending,
   reapExpiredLeases,
   recordResults,
   releaseClaims,
@@ -69,7 +67,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { db, mailer, renderer, config, log } = deps;
   const id = randomUUID();
   const concurrency = Math.max(1, Math.min(config.sendConcurrency, mailer.concurrency));
-  /** Deliveries marked `sending` at once: a crash leaves at most this many (plus those in SMTP) unknown. */
+  /**
+   * Deliveries claimed `sending` at once, as they go out. Two groups at most are in hand (one sent, the next
+   * claimed), so a crash leaves at most twice this many unknown.
+   */
   const groupSize = Math.max(10, Math.min(50, concurrency * 2));
   const limiter = createRateLimiter(config.sendRate);
   /** Each essay's letters, built from templates rendered once per send-out. */
@@ -154,7 +155,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     return found;
   }
 
-  async function sendOne(delivery: ClaimedDelivery, attempts: number): Promise<DeliveryResult> {
+  async function sendOne(delivery: SendingDelivery, attempts: number): Promise<DeliveryResult> {
     let outcome: SendOutcome;
     try {
       const letters = await lettersFor(delivery.essayId);
@@ -205,65 +206,62 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
   }
 
+  /**
+   * One round: claims up to a batch of deliveries, a small group at a time, and sends them. The next group is
+   * claimed while this one is sent, so no worker waits for the database between groups.
+   */
   async function sendDeliveries(): Promise<number> {
-    if (strayClaims) await releaseClaims(db, id);
+    // A failed round may have left claims whose answer never came: none reached SMTP, and every result of
+    // that round is recorded by now (runOnce records first), so they go back to pending.
+    if (strayClaims && unrecorded.length === 0) await releaseClaims(db, id);
     strayClaims = true;
-    let claimed = await claimDeliveries(db, id, config.batchSize, config.leaseMs, cursor);
-    if (claimed.length === 0 && cursor) {
-      cursor = undefined;
-      claimed = await claimDeliveries(db, id, config.batchSize, config.leaseMs);
-    }
-    strayClaims = claimed.length > 0;
-    if (claimed.length === 0) return 0;
-    claimed.sort((a, b) => a.essayId - b.essayId || a.subscriberId - b.subscriberId);
-    const last = claimed[claimed.length - 1] as ClaimedDelivery;
-    cursor = { essayId: last.essayId, subscriberId: last.subscriberId };
-    let next = 0;
-    const ready: { delivery: ClaimedDelivery; attempts: number }[] = [];
-    let marking: Promise<void> | undefined;
+    let taken = 0;
+    let exhausted = false;
+    /** The claim started from the front of the ledger: finding nothing there means there is nothing. */
+    let fromFront = cursor === undefined;
+    const ready: SendingDelivery[] = [];
+    let claiming: Promise<void> | undefined;
     const results: DeliveryResult[] = [];
     const recording: Promise<void>[] = [];
+    /** A failed claim (database away) stops the round; what was claimed before it is still sent. */
+    let claimFailure: { error: unknown } | undefined;
 
-    /** A failed mark (database away) stops the round; its group was put back to pending above. */
-    let markFailure: { error: unknown } | undefined;
-
-    const markNextGroup = () => {
-      marking ??= (async () => {
-        const group = claimed.slice(next, next + groupSize);
-        next += group.length;
-        const sending = await markSending(db, id, group, config.leaseMs).catch((error) => {
-          // The update may have committed unheard. None of these reached SMTP: back to pending once recorded.
-          for (const { essayId, subscriberId } of group) {
-            results.push({ essayId, subscriberId, status: 'pending', error: null, retryMs: 0 });
-          }
-          throw error;
-        });
-        for (const delivery of group) {
-          const attempts = sending.get(deliveryKey(delivery));
-          if (attempts !== undefined) ready.push({ delivery, attempts });
+    const claimNextGroup = () => {
+      claiming ??= (async () => {
+        let claim = await claimForSending(db, id, groupSize, config.leaseMs, cursor);
+        if (claim.taken === 0 && !fromFront) {
+          // The end of the ledger: retries and released claims wait at its front.
+          cursor = undefined;
+          fromFront = true;
+          claim = await claimForSending(db, id, groupSize, config.leaseMs);
         }
+        if (claim.taken === 0) {
+          exhausted = true;
+          return;
+        }
+        taken += claim.taken;
+        cursor = claim.last;
+        ready.push(...claim.sending);
       })()
         .catch((error) => {
-          markFailure ??= { error };
+          claimFailure ??= { error };
         })
         .finally(() => {
-          marking = undefined;
+          claiming = undefined;
         });
-      return marking;
+      return claiming;
     };
 
     const take = async () => {
       for (;;) {
-        const item = ready.shift();
-        // The next group is marked while this one is sent: no worker waits for the database between groups.
-        if (!markFailure && !stopping && ready.length < concurrency && next < claimed.length) {
-          void markNextGroup();
-        }
-        // What is marked `sending` is sent, even after a failure: left behind, it would stay `sending`.
-        if (item) return item;
-        if (marking) await marking;
-        else if (markFailure) throw markFailure.error;
-        else if (stopping || next >= claimed.length) return undefined;
+        const delivery = ready.shift();
+        const more = !claimFailure && !stopping && !exhausted && taken < config.batchSize;
+        if (more && ready.length < concurrency) void claimNextGroup();
+        // What is claimed `sending` is sent, even after a failure: left behind, it would stay `sending`.
+        if (delivery) return delivery;
+        if (claiming) await claiming;
+        else if (claimFailure) throw claimFailure.error;
+        else if (!more) return undefined;
       }
     };
 
@@ -275,9 +273,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     };
 
     const worker = async () => {
-      for (let item = await take(); item; item = await take()) {
+      for (let delivery = await take(); delivery; delivery = await take()) {
         await limiter.take();
-        results.push(await sendOne(item.delivery, item.attempts));
+        results.push(await sendOne(delivery, delivery.attempts));
         if (results.length >= groupSize) recordNow();
       }
     };
@@ -287,10 +285,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const workers = await Promise.allSettled(Array.from({ length: concurrency }, worker));
     recordNow();
     const recorded = await Promise.allSettled(recording);
-    if (stopping) await releaseClaims(db, id);
     for (const r of [...workers, ...recorded]) if (r.status === 'rejected') throw r.reason;
     strayClaims = false;
-    return claimed.length;
+    return taken;
   }
 
   async function runOnce(): Promise<number> {

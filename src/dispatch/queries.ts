@@ -24,24 +24,38 @@ export interface DeliveryResult extends DeliveryKey {
 }
 
 const ms = (n: number) => sql`(${n}::int * interval '1 millisecond')`;
-const keysJson = (keys: DeliveryKey[]) =>
-  JSON.stringify(keys.map((k) => ({ essay_id: k.essayId, subscriber_id: k.subscriberId })));
+/** A delivery this dispatcher now holds as `sending`, with its attempt count (this one included). */
+export interface SendingDelivery extends ClaimedDelivery {
+  attempts: number;
+}
+
+/** What one claim took: the deliveries to send now, and how many rows it went through (skips included). */
+export interface Claim {
+  sending: SendingDelivery[];
+  /** Rows taken: those sending, and those skipped because their subscriber is no longer confirmed. */
+  taken: number;
+  /** The last row taken, in ledger order: where the next claim starts. */
+  last?: DeliveryKey;
+}
 
 /**
- * Claims up to `limit` due deliveries for this dispatcher, in ledger order after `after` (from the front
- * without it), skipping rows another dispatcher holds.
+ * Claims up to `limit` due deliveries for this dispatcher straight into `sending`, in ledger order after
+ * `after` (from the front without it), skipping rows another dispatcher holds. The claim is the statement
+ * that hands a delivery to SMTP, so it also checks the subscriber: one no longer confirmed gets `skipped`.
+ * A small `limit` bounds what a crash can leave `unknown`. One update per delivery before its result, where
+ * claiming a batch and then marking each group `sending` made two: a fifth of PostgreSQL's work per letter.
  */
-export function claimDeliveries(
+export async function claimForSending(
   db: Db,
   me: string,
   limit: number,
   leaseMs: number,
   after?: DeliveryKey,
-): Promise<ClaimedDelivery[]> {
+): Promise<Claim> {
   const from = after
     ? sql`and (essay_id, subscriber_id) > (${after.essayId}::int, ${after.subscriberId}::int)`
     : sql``;
-  return rows<ClaimedDelivery>(
+  const taken = await rows<SendingDelivery & { status: string }>(
     db,
     sql`
       with picked as (
@@ -52,44 +66,39 @@ export function claimDeliveries(
         for update skip locked
       )
       update deliveries d
-      set status = 'claimed', claimed_by = ${me}, lease_until = now() + ${ms(leaseMs)}, updated_at = now()
-      from picked, subscribers s
-      where d.essay_id = picked.essay_id and d.subscriber_id = picked.subscriber_id and s.id = d.subscriber_id
-      returning d.essay_id as "essayId", d.subscriber_id as "subscriberId", s.email, s.name,
-                s.unsubscribe_token as "unsubscribeToken"`,
-  );
-}
-
-/**
- * Moves a small group of this dispatcher's claims to `sending`, just before their SMTP transactions.
- * Deliveries to subscribers who are no longer confirmed become `skipped` instead. Returns the deliveries now
- * sending, each with its attempt count (this one included).
- */
-export async function markSending(
-  db: Db,
-  me: string,
-  keys: DeliveryKey[],
-  leaseMs: number,
-): Promise<Map<string, number>> {
-  if (keys.length === 0) return new Map();
-  const changed = await rows<{ essayId: number; subscriberId: number; status: string; attempts: number }>(
-    db,
-    sql`
-      with v as (select * from json_to_recordset(${keysJson(keys)}::json) as v(essay_id int, subscriber_id int))
-      update deliveries d
       set status = (case when s.status = 'confirmed' then 'sending' else 'skipped' end)::delivery_status,
           attempts = d.attempts + (case when s.status = 'confirmed' then 1 else 0 end),
           last_error = case when s.status = 'confirmed' then d.last_error else 'subscriber ' || s.status end,
-          lease_until = now() + ${ms(leaseMs)},
+          claimed_by = ${me},
+          lease_until = case when s.status = 'confirmed' then now() + ${ms(leaseMs)} end,
           updated_at = now()
-      from v, subscribers s
-      where d.essay_id = v.essay_id and d.subscriber_id = v.subscriber_id and s.id = d.subscriber_id
-        and d.status = 'claimed' and d.claimed_by = ${me}
-      returning d.essay_id as "essayId", d.subscriber_id as "subscriberId", d.status::text as status, d.attempts`,
+      from picked, subscribers s
+      where d.essay_id = picked.essay_id and d.subscriber_id = picked.subscriber_id and s.id = d.subscriber_id
+      returning d.essay_id as "essayId", d.subscriber_id as "subscriberId", d.status::text as status,
+                d.attempts, s.email, s.name, s.unsubscribe_token as "unsubscribeToken"`,
   );
-  return new Map(
-    changed.filter((r) => r.status === 'sending').map((r) => [deliveryKey(r), Number(r.attempts)]),
-  );
+  let last: DeliveryKey | undefined;
+  const sending: SendingDelivery[] = [];
+  for (const row of taken) {
+    if (
+      !last ||
+      row.essayId > last.essayId ||
+      (row.essayId === last.essayId && row.subscriberId > last.subscriberId)
+    ) {
+      last = { essayId: row.essayId, subscriberId: row.subscriberId };
+    }
+    if (row.status !== 'sending') continue;
+    sending.push({
+      essayId: row.essayId,
+      subscriberId: row.subscriberId,
+      email: row.email,
+      name: row.name,
+      unsubscribeToken: row.unsubscribeToken,
+      attempts: Number(row.attempts),
+    });
+  }
+  sending.sort((a, b) => a.essayId - b.essayId || a.subscriberId - b.subscriberId);
+  return { sending, taken: taken.length, last };
 }
 
 /** Records SMTP outcomes in one statement. A late result still lands on a delivery the reaper marked unknown. */
@@ -164,17 +173,17 @@ export async function reapExpiredLeases(db: Db): Promise<{ released: number; unk
   return { released: reaped.length - unknown, unknown };
 }
 
-/** On shutdown: claims not yet handed to SMTP go back to pending for the next dispatcher. */
+/**
+ * Puts this dispatcher's claims back to pending: those of a claim whose answer was lost (the database went
+ * away as it committed), and `claimed` rows of earlier versions. None of them reached SMTP. Only safe while
+ * this dispatcher sends nothing and holds no unrecorded result: between rounds, and at stop.
+ */
 export async function releaseClaims(db: Db, me: string): Promise<number> {
   const released = await rows(
     db,
     sql`update deliveries set status = 'pending', claimed_by = null, lease_until = null, updated_at = now()
-        where claimed_by = ${me} and status = 'claimed'
+        where claimed_by = ${me} and status in ('claimed', 'sending')
         returning 1`,
   );
   return released.length;
-}
-
-export function deliveryKey(k: DeliveryKey): string {
-  return `${k.essayId}:${k.subscriberId}`;
 }
