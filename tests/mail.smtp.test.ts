@@ -1,5 +1,7 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RawEmail } from '../src/mail/mailer.js';
+import { createSmtpMailer } from '../src/mail/smtp.js';
 import type { SmtpSink } from './support/smtp.js';
 import { startSmtpSink } from './support/smtp.js';
 
@@ -23,5 +25,38 @@ describe('the SMTP transport', () => {
     expect(typeof socket?.cork).toBe('function');
     expect(typeof socket?.uncork).toBe('function');
     connection.quit();
+  });
+
+  // A letter goes to the socket as DATA carries it (dots doubled by src/mail/smtp.ts, not nodemailer's
+  // stream), so what the server takes must be exactly what was written: a dot lost or doubled, a line end
+  // changed or an extra blank line at the end would all show here.
+  it('delivers each message byte for byte, whatever dots start its lines and however it ends', async () => {
+    const bodies = [
+      'Subject: plain\r\n\r\nOne line.\r\nAnother.\r\n',
+      'Subject: dots\r\n\r\n.starts with a dot\r\n..two dots\r\n.\r\nmiddle . dot\r\n...\r\n',
+      '.Subject: a dot before everything\r\n\r\nbody\r\n',
+      'Subject: no final line end\r\n\r\nbody ends here.',
+      'Subject: ends in a dot line\r\n\r\nbody\r\n.',
+      // Bare line ends: nodemailer's stream makes them CRLF, as before.
+      'Subject: bare LF\n\n.dot after a bare LF\nend\n',
+    ];
+    const mailer = createSmtpMailer({ url: sink.url, connections: 1 });
+    try {
+      for (const [i, body] of bodies.entries()) {
+        const email: RawEmail = {
+          envelope: { from: 'essays@example.org', to: `wire-${i}@example.org` },
+          raw: Buffer.from(body),
+          subject: `wire ${i}`,
+        };
+        expect(await mailer.send(email)).toEqual({ status: 'sent' });
+      }
+    } finally {
+      await mailer.close();
+    }
+    for (const [i, body] of bodies.entries()) {
+      const [got] = sink.to(`wire-${i}@example.org`);
+      const expected = body.replace(/\r?\n/g, '\r\n');
+      expect(got?.raw.replace(/\r\n$/, ''), `message ${i}`).toBe(expected.replace(/\r\n$/, ''));
+    }
   });
 });

@@ -187,7 +187,7 @@ export function createSmtpMailer(options: SmtpOptions): Mailer {
 /**
  * A message that tells when SMTPConnection starts sending it (the server had said 354). SMTPConnection
  * pipes anything with a pipe() method into its dot-stuffing stream once DATA is accepted; this one
- * writes the whole message there at once. A Readable would do the same with a stream, a pipe and their
+ * writes the whole message at once. A Readable would do the same with a stream, a pipe and their
  * listeners set up for every message, and cost a tenth of a dispatcher's CPU time per message.
  */
 function bodySource(raw: Buffer, probe: DeliveryProbe, socket: Writable | undefined): Readable {
@@ -198,12 +198,48 @@ function bodySource(raw: Buffer, probe: DeliveryProbe, socket: Writable | undefi
       // socket corked until the tick after, they go out in one write instead of two. (nodemailer keeps
       // its socket private; without it, nothing is corked and nothing else changes.)
       socket?.cork();
-      target.end(raw);
+      const wire = socket && onTheWire(raw);
+      if (socket && wire) {
+        // Already as DATA carries it: straight to the socket, and the stream adds only the final
+        // CRLF.CRLF. Its byte-by-byte scan was the largest part of a dispatcher's own work per letter.
+        socket.write(wire);
+        target.end();
+      } else {
+        target.end(raw);
+      }
       if (socket) process.nextTick(() => socket.uncork());
       return target;
     },
   };
   return source as unknown as Readable;
+}
+
+const LF_DOT = Buffer.from('\n.');
+const DOT = Buffer.from('.');
+/** A CR or LF that is not part of a CRLF pair. */
+const BARE_LINE_END = /\r(?!\n)|(?<!\r)\n/;
+
+/**
+ * A message as the DATA command carries it (RFC 5321 4.5.2), less its last CRLF, which the end of data
+ * (CRLF.CRLF) brings: every line starting with a dot gets one more. Undefined for a message with a bare
+ * CR or LF, which nodemailer's stream turns into CRLF (its way is then the one taken).
+ */
+export function onTheWire(raw: Buffer): Buffer | undefined {
+  if (BARE_LINE_END.test(raw.toString('latin1'))) return undefined;
+  const end =
+    raw.length >= 2 && raw[raw.length - 2] === 0x0d && raw[raw.length - 1] === 0x0a
+      ? raw.length - 2
+      : raw.length;
+  const parts: Buffer[] = [];
+  let from = 0;
+  if (raw[0] === 0x2e) parts.push(DOT);
+  for (let at = raw.indexOf(LF_DOT); at !== -1 && at < end; at = raw.indexOf(LF_DOT, at + 2)) {
+    parts.push(raw.subarray(from, at + 1), DOT);
+    from = at + 1;
+  }
+  if (parts.length === 0) return raw.subarray(0, end);
+  parts.push(raw.subarray(from, end));
+  return Buffer.concat(parts);
 }
 
 /** Composes an email once (nodemailer's MIME composer) into a raw message and its envelope. */
