@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Db } from './db/client.js';
 import { rows } from './db/client.js';
+import { hotStatement } from './db/hot.js';
 
 export interface Limit {
   /** A name for what is counted, e.g. `subscribe-ip:203.0.113.9`. Hash anything personal first. */
@@ -17,6 +18,41 @@ export interface LimitVerdict {
   retryAfter: number;
 }
 
+type Counted = { key: string; hits: number; retry_after: number };
+const countStatements = new Map<number, ReturnType<typeof hotStatement<Counted>>>();
+
+/**
+ * The statement that counts a request against `n` limits (values `key0`, `window0`, …): one text per
+ * number of limits, built once.
+ *
+ * Committed without waiting for the WAL to reach the disk (synchronous_commit off for this statement's
+ * transaction alone): a per-IP counter is one row that every request from that address updates, and a
+ * durable commit holds its lock for a disk flush, so requests from one address would queue one flush
+ * each. If PostgreSQL itself crashes, the last fraction of a second of counts may be lost (never
+ * corrupted, never a row of anyone's data): a few attempts more than the limit, once.
+ */
+function countStatement(n: number) {
+  let found = countStatements.get(n);
+  if (!found) {
+    found = hotStatement<Counted>((value) => {
+      const tuples = Array.from({ length: n }, (_, i) => {
+        const window = value(`window${i}`);
+        return sql`(${value(`key${i}`)}, to_timestamp(floor(extract(epoch from now()) / ${window}) * ${window}), 1)`;
+      });
+      return sql`
+        insert into rate_limits (key, window_start, hits)
+        select * from (values ${sql.join(tuples, sql`, `)}) as v
+        where set_config('synchronous_commit', 'off', true) = 'off'
+        on conflict (key) do update
+        set hits = case when rate_limits.window_start = excluded.window_start then rate_limits.hits + 1 else 1 end,
+            window_start = excluded.window_start
+        returning key, hits, ceil(extract(epoch from window_start - now()))::int as retry_after`;
+    });
+    countStatements.set(n, found);
+  }
+  return found;
+}
+
 /**
  * Counts one request against each limit, in one statement, in the database: the limits hold across every
  * process that shares it. Fixed windows; a request over any limit is refused.
@@ -24,29 +60,12 @@ export interface LimitVerdict {
 export async function hitLimits(db: Db, limits: Limit[]): Promise<LimitVerdict> {
   const active = limits.filter((l) => l.max > 0);
   if (active.length === 0) return { allowed: true, retryAfter: 0 };
-  const values = sql.join(
-    active.map(
-      (l) =>
-        sql`(${l.key}, to_timestamp(floor(extract(epoch from now()) / ${l.windowSeconds}) * ${l.windowSeconds}), 1)`,
-    ),
-    sql`, `,
-  );
-  // Committed without waiting for the WAL to reach the disk (synchronous_commit off for this statement's
-  // transaction alone): a per-IP counter is one row that every request from that address updates, and a
-  // durable commit holds its lock for a disk flush, so requests from one address would queue one flush
-  // each. If PostgreSQL itself crashes, the last fraction of a second of counts may be lost (never
-  // corrupted, never a row of anyone's data): a few attempts more than the limit, once.
-  const counted = await rows<{ key: string; hits: number; retry_after: number }>(
-    db,
-    sql`
-      insert into rate_limits (key, window_start, hits)
-      select * from (values ${values}) as v
-      where set_config('synchronous_commit', 'off', true) = 'off'
-      on conflict (key) do update
-      set hits = case when rate_limits.window_start = excluded.window_start then rate_limits.hits + 1 else 1 end,
-          window_start = excluded.window_start
-      returning key, hits, ceil(extract(epoch from window_start - now()))::int as retry_after`,
-  );
+  const values: Record<string, unknown> = {};
+  for (const [i, l] of active.entries()) {
+    values[`key${i}`] = l.key;
+    values[`window${i}`] = l.windowSeconds;
+  }
+  const counted = await countStatement(active.length)(db, values);
   let allowed = true;
   let retryAfter = 0;
   for (const row of counted) {

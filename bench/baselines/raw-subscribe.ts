@@ -8,7 +8,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import postgres from 'postgres';
 
-const sql = postgres(process.env.DATABASE_URL as string, { max: 10, onnotice: () => {} });
+// The same pool size as the service's (DB_POOL_SIZE, default 10).
+const sql = postgres(process.env.DATABASE_URL as string, {
+  max: Number(process.env.DB_POOL_SIZE ?? 10),
+  onnotice: () => {},
+});
 const limit = 1_000_000;
 const window = 3600;
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
+import { hotStatement } from '../db/hot.js';
 import { AppError } from '../errors.js';
 import { hashToken, isTokenShape, newToken } from '../tokens.js';
 
@@ -36,18 +37,22 @@ export type SubscribeInput = z.infer<typeof subscribeInput>;
  * typed it, it reaches the subscriber only when the owner of the address confirms.
  */
 export async function subscribe(db: Db, input: SubscribeInput): Promise<void> {
-  await db.execute(sql`
+  await recordSubscription(db, { email: input.email, token: newToken(), name: input.name ?? null });
+}
+
+const recordSubscription = hotStatement(
+  (value) => sql`
     with subscriber as (
       insert into subscribers (email, unsubscribe_token)
-      values (${input.email}, ${newToken()})
+      values (${value('email')}, ${value('token')})
       on conflict ((lower(email))) do update set updated_at = now()
       returning id
     ), event as (
       insert into subscriber_events (subscriber_id, kind) select id, 'subscribed' from subscriber
     )
     insert into confirmations (subscriber_id, name)
-    select id, ${input.name ?? null} from subscriber`);
-}
+    select id, ${value('name')} from subscriber`,
+);
 
 /** Confirms the address behind a confirmation token; confirming twice is fine. */
 export async function confirm(db: Db, token: string): Promise<void> {
