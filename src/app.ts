@@ -1,13 +1,13 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Hono, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
-import { secureHeaders } from 'hono/secure-headers';
 import { adminHeaders, adminRoutes } from './admin/routes.js';
 import type { AppEnv, Deps } from './deps.js';
 import { AppError, onError, redactPath, respondError } from './errors.js';
 import { essayRoutes } from './essays/routes.js';
 import { feedRoutes } from './feed/routes.js';
 import { DOCS_CSP, openApiRoutes } from './openapi.js';
+import { secureAnswers, securityHeaders } from './security-headers.js';
 import { IMPORT_PATH, subscriberRoutes } from './subscribers/routes.js';
 import { subscriptionRoutes } from './subscriptions/routes.js';
 import { SES_WEBHOOK_PATH, sesWebhookRoutes } from './webhooks/ses.js';
@@ -47,24 +47,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.use('/admin', adminHeaders(config));
   app.use('/admin/*', adminHeaders(config));
 
-  app.use(
-    secureHeaders({
-      // Exactly what the pages use: our stylesheet, our icon, and forms that post to us. No scripts; no
-      // images but the icon (browsers check a <link rel="icon"> against img-src).
-      contentSecurityPolicy: {
-        defaultSrc: ["'none'"],
-        styleSrc: ["'self'", ownOrigin],
-        imgSrc: ["'self'", ownOrigin],
-        formAction: ["'self'", ownOrigin],
-        frameAncestors: ["'none'"],
-        baseUri: ["'none'"],
-      },
-      referrerPolicy: 'no-referrer',
-      xFrameOptions: 'DENY',
-      crossOriginResourcePolicy: false,
-      crossOriginOpenerPolicy: 'same-origin',
-    }),
-  );
+  app.use(secureAnswers(securityHeaders(ownOrigin)));
 
   app.use(limitBody(config.bodyLimitBytes));
 

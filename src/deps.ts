@@ -20,4 +20,10 @@ export interface Deps {
   peerAddress?: (c: Context) => string | undefined;
 }
 
-export type AppEnv = { Variables: { deps: Deps } };
+export type AppEnv = {
+  Variables: {
+    deps: Deps;
+    /** On POST /subscribe: the request's Origin, when it is one of ALLOWED_ORIGINS (CORS). */
+    corsOrigin?: string;
+  };
+};

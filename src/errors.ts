@@ -122,11 +122,18 @@ export function toAppError(error: unknown): AppError {
 }
 
 /** Sends an error to the client in the form it accepts. */
+/** The JSON body of an error answer: `{"error":{"code":…,"message":…}}`. */
+export function errorJson(error: AppError): string {
+  return JSON.stringify({ error: { code: error.code, message: error.message } });
+}
+
 export async function respondError(c: Context<AppEnv>, error: AppError): Promise<Response> {
   if (error.code === 'rate_limited' || error.code === 'database_unavailable') {
     c.header('Retry-After', String(error.retryAfter ?? 60));
   }
-  if (wantsJson(c)) return c.json({ error: { code: error.code, message: error.message } }, error.status);
+  if (wantsJson(c)) {
+    return c.body(errorJson(error), error.status, { 'Content-Type': 'application/json' });
+  }
   const deps = c.get('deps');
   const offerSubscribe = error.code === 'token_invalid' || error.code === 'token_expired';
   const html = await deps.renderer

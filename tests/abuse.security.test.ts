@@ -271,6 +271,14 @@ describe('secure headers on every answer', () => {
       expect(res.headers.get('x-content-type-options'), what).toBe('nosniff');
       expect(res.headers.get('x-frame-options'), what).toBe('DENY');
       expect(res.headers.get('referrer-policy'), what).toBe('no-referrer');
+      // The rest of the set, the same on answers made whole by POST /subscribe and on all the others.
+      expect(res.headers.get('cross-origin-opener-policy'), what).toBe('same-origin');
+      expect(res.headers.get('origin-agent-cluster'), what).toBe('?1');
+      expect(res.headers.get('strict-transport-security'), what).toBe('max-age=15552000; includeSubDomains');
+      expect(res.headers.get('x-dns-prefetch-control'), what).toBe('off');
+      expect(res.headers.get('x-download-options'), what).toBe('noopen');
+      expect(res.headers.get('x-permitted-cross-domain-policies'), what).toBe('none');
+      expect(res.headers.get('x-xss-protection'), what).toBe('0');
     }
   });
 

@@ -123,6 +123,23 @@ describe('subscribing from a site form or a script', () => {
     const res = await postJson(s, '/subscribe', { email: 'cors@example.org' }, { origin: SITE });
     expect(res.status).toBe(202);
     expect(res.headers.get('access-control-allow-origin')).toBe(SITE);
+    expect(res.headers.get('vary')).toBe('Origin');
+    // Refusals too, whether the route answers (an invalid address) or an error is thrown (a bad redirect).
+    const invalid = await postJson(s, '/subscribe', { email: 'nope' }, { origin: SITE });
+    const redirect = await postJson(
+      s,
+      '/subscribe',
+      { email: 'cors@example.org', redirect: 'https://evil.example/' },
+      { origin: SITE },
+    );
+    for (const [what, answer, status] of [
+      ['invalid', invalid, 422],
+      ['redirect', redirect, 422],
+    ] as const) {
+      expect(answer.status, what).toBe(status);
+      expect(answer.headers.get('access-control-allow-origin'), what).toBe(SITE);
+      expect(answer.headers.get('vary'), what).toBe('Origin');
+    }
   });
 
   it('an address is trimmed, compared case-insensitively and stored once', async () => {

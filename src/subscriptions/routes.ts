@@ -3,9 +3,10 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { clientIp } from '../client-ip.js';
 import type { AppEnv, Deps } from '../deps.js';
-import { AppError, pageVars, respondError, wantsJson } from '../errors.js';
+import { AppError, errorJson, pageVars, respondError, wantsJson } from '../errors.js';
 import { readFields } from '../http.js';
 import { addressKey, hitLimits } from '../rate-limit.js';
+import { isWhole, securityHeaders, wholeAnswer } from '../security-headers.js';
 import {
   checkConfirmationLink,
   checkUnsubscribeLink,
@@ -22,7 +23,11 @@ export const HONEYPOT_FIELD = 'website';
 export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const { config } = deps;
-  const allowed = new Set([new URL(config.publicUrl).origin, ...config.allowedOrigins]);
+  const ownOrigin = new URL(config.publicUrl).origin;
+  const allowed = new Set([ownOrigin, ...config.allowedOrigins]);
+  const security = securityHeaders(ownOrigin);
+  /** Every header of a JSON answer but CORS's, gathered once. */
+  const jsonHeaders = { ...security, vary: 'Origin', 'content-type': 'application/json' };
 
   app.use('/subscribe', subscribeCors(config.allowedOrigins));
 
@@ -42,7 +47,9 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
       const code = issue?.path?.[0] === 'email' ? 'invalid_email' : 'invalid_input';
       // Answered here rather than thrown to the error handler (the same answer): a rejected promise through
       // the middleware chain costs a sixth of the time of refusing an invalid address.
-      return respondError(c, new AppError(code, issue?.message ?? 'Check the form and try again.'));
+      const error = new AppError(code, issue?.message ?? 'Check the form and try again.');
+      if (wantsJson(c)) return answer(c, error.status, jsonHeaders, errorJson(error));
+      return respondError(c, error);
     }
     const verdict = await hitLimits(deps.database.db, [
       {
@@ -111,8 +118,23 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
   }
 
   function accepted(c: Context<AppEnv>, redirect: string | undefined) {
-    if (wantsJson(c)) return c.json({ status: 'pending' }, 202);
-    return c.redirect(redirect ?? `${config.publicUrl}/check-inbox`, 303);
+    if (wantsJson(c)) return answer(c, 202, jsonHeaders, PENDING);
+    return answer(
+      c,
+      303,
+      { ...security, vary: 'Origin', location: redirect ?? `${config.publicUrl}/check-inbox` },
+      '',
+    );
+  }
+
+  /** An answer to POST /subscribe, made whole here: the security and CORS headers with its own. */
+  function answer(c: Context<AppEnv>, status: number, headers: Record<string, string>, body: string) {
+    const origin = c.get('corsOrigin');
+    return wholeAnswer(
+      body,
+      status,
+      origin ? { ...headers, 'access-control-allow-origin': origin } : headers,
+    );
   }
 }
 
@@ -132,11 +154,14 @@ function checkRedirect(redirect: string | undefined, allowed: Set<string>): stri
   return url.href;
 }
 
+const PENDING = JSON.stringify({ status: 'pending' });
+
 /**
  * CORS for /subscribe: the site's own pages (ALLOWED_ORIGINS) may post to it from the browser. Preflights
- * go to Hono's cors(). A POST gets its Access-Control-Allow-Origin set before the route answers, so the
- * answer is made once with every header (Hono's cors() sets Vary with c.header() after it: that copies
- * the finished response through a stream, which cost more than the rest of an invalid request).
+ * go to Hono's cors(). For a POST the allowed origin is kept for the route, which puts it in its answer
+ * with Vary; an answer made otherwise (an error thrown) gets both here. (Hono's cors() sets Vary with
+ * c.header() after the route: that copies the finished response through a stream, which cost more than
+ * the rest of an invalid request.)
  */
 function subscribeCors(allowedOrigins: string[]): MiddlewareHandler<AppEnv> {
   const preflight = cors({
@@ -148,8 +173,11 @@ function subscribeCors(allowedOrigins: string[]): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     if (c.req.method === 'OPTIONS') return preflight(c, next);
     const origin = c.req.header('origin');
-    if (origin && allowedOrigins.includes(origin)) c.header('Access-Control-Allow-Origin', origin);
+    const allowed = origin && allowedOrigins.includes(origin) ? origin : undefined;
+    if (allowed) c.set('corsOrigin', allowed);
     await next();
+    if (isWhole(c.res)) return;
+    if (allowed) c.res.headers.set('Access-Control-Allow-Origin', allowed);
     c.res.headers.append('Vary', 'Origin');
   };
 }
