@@ -256,7 +256,9 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       for (;;) {
         const delivery = ready.shift();
         const more = !claimFailure && !stopping && !exhausted && taken < config.batchSize;
-        if (more && ready.length < concurrency) void claimNextGroup();
+        // The next group is claimed while a whole group is still to send, so that a slow claim (the
+        // database busy) doesn't leave the connections waiting. Two groups at most are in hand.
+        if (more && ready.length < groupSize) void claimNextGroup();
         // What is claimed `sending` is sent, even after a failure: left behind, it would stay `sending`.
         if (delivery) return delivery;
         if (claiming) await claiming;
