@@ -1,6 +1,7 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RawEmail } from '../src/mail/mailer.js';
+import { compileLetter, marker } from '../src/mail/mime.js';
 import { createSmtpMailer } from '../src/mail/smtp.js';
 import type { SmtpSink } from './support/smtp.js';
 import { startSmtpSink } from './support/smtp.js';
@@ -57,6 +58,41 @@ describe('the SMTP transport', () => {
       const [got] = sink.to(`wire-${i}@example.org`);
       const expected = body.replace(/\r?\n/g, '\r\n');
       expect(got?.raw.replace(/\r\n$/, ''), `message ${i}`).toBe(expected.replace(/\r\n$/, ''));
+    }
+  });
+
+  // A letter template says when its letter needs no dot doubled and no line end changed (dataSafe), and the
+  // transport then writes it without looking. A dot at a line start, in the template's fixed text or in what
+  // a letter puts in place, must take that word away, and every letter must arrive as it was built.
+  it('sends a compiled letter unsearched only when no line of it starts with a dot', async () => {
+    const token = marker('token');
+    const cases = [
+      { name: 'clean', text: `Hello.\nUnsubscribe: ${token}\nBye.`, value: 'abc', safe: true },
+      { name: 'fixed-dot', text: `.A line that starts with a dot\n${token}`, value: 'abc', safe: false },
+      { name: 'varying-dot', text: `Hello.\n${token}\nBye.`, value: '.abc', safe: false },
+    ];
+    const mailer = createSmtpMailer({ url: sink.url, connections: 1 });
+    const built: string[] = [];
+    try {
+      for (const c of cases) {
+        const rendered = { subject: c.name, text: c.text, html: `<p>${token}</p>` };
+        const letter = compileLetter('Essays <essays@example.org>', rendered, {}, [token]).build({
+          to: `${c.name}@example.org`,
+          messageId: `${c.name}@example.org`,
+          headers: {},
+          values: new Map([[token, c.value]]),
+        });
+        expect(letter.dataSafe, c.name).toBe(c.safe);
+        built.push(letter.raw.toString());
+        expect(await mailer.send(letter)).toEqual({ status: 'sent' });
+      }
+    } finally {
+      await mailer.close();
+    }
+    for (const [i, c] of cases.entries()) {
+      const [got] = sink.to(`${c.name}@example.org`);
+      expect(got?.raw.replace(/\r\n$/, ''), c.name).toBe(built[i]?.replace(/\r\n$/, ''));
+      expect(got?.parsed.text, c.name).toContain(c.value);
     }
   });
 });

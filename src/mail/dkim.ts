@@ -42,6 +42,12 @@ export function createDkimSigner(options: DkimOptions): DkimSigner {
   return async (email) => {
     const chunks: Buffer[] = [];
     for await (const chunk of dkim.sign(email.raw)) chunks.push(Buffer.from(chunk));
-    return { ...email, raw: Buffer.concat(chunks) };
+    // A new message: what was known of the old one's lines (dataSafe) is not carried over.
+    return {
+      envelope: email.envelope,
+      raw: Buffer.concat(chunks),
+      messageId: email.messageId,
+      subject: email.subject,
+    };
   };
 }

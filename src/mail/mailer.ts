@@ -18,6 +18,11 @@ export interface RawEmail {
   messageId?: string;
   /** For logs. */
   subject: string;
+  /**
+   * True when `raw` is already as SMTP's DATA carries it: CRLF line ends only, and no line starting with a
+   * dot. Set by whoever assembled it and knows; SMTP then sends it without looking for either.
+   */
+  dataSafe?: boolean;
 }
 
 /**

@@ -33,7 +33,14 @@ export interface LetterTemplate {
   build(fields: LetterFields): RawEmail;
 }
 
-type Piece = string | { line: string };
+/** Encoded text laid out once, or a line holding a marker, encoded per letter. */
+type Piece = Buffer | { line: string };
+
+/**
+ * A CR or LF not in a CRLF pair, or a line starting with a dot: what SMTP's DATA would have to change
+ * (RFC 5321 4.5.2). Every text here may start a line, so a leading dot counts too.
+ */
+const NOT_DATA_SAFE = /\r(?!\n)|(?<!\r)\n|\n\.|^\./;
 
 /**
  * Compiles a rendered letter (subject, text, HTML, possibly holding markers) and its fixed headers into a
@@ -74,6 +81,10 @@ export function compileLetter(
   const tail = `\r\n--${boundary}--\r\n`;
   const subjectHasMarker = has(rendered.subject);
   const fixedSubject = subjectHasMarker ? '' : subjectHeader(rendered.subject);
+  // The fixed text, as bytes once: a letter is then a copy of these around the few bytes it varies by.
+  const fixed = [head, middle, tail].map((part) => Buffer.from(part, 'utf8'));
+  const [headBytes, middleBytes, tailBytes] = fixed as [Buffer, Buffer, Buffer];
+  const fixedDataSafe = [head, middle, tail, ...[...text, ...html].map(fixedText)].every(dataSafe);
 
   return {
     build({ to, messageId, headers, values }) {
@@ -81,42 +92,66 @@ export function compileLetter(
       const escaped = (line: string) => replaceAll(line, values, true);
       let top = `${subjectHasMarker ? subjectHeader(plain(rendered.subject)) : fixedSubject}\r\nTo: ${to}\r\nDate: ${rfc2822Date()}\r\nMessage-ID: <${messageId}>\r\n`;
       for (const name in headers) top += `${name}: ${headers[name]}\r\n`;
-      const raw = top + head + pieces(text, plain) + middle + pieces(html, escaped) + tail;
+      const varying = [top];
+      const parts = [Buffer.from(top, 'utf8'), headBytes];
+      lay(parts, varying, text, plain);
+      parts.push(middleBytes);
+      lay(parts, varying, html, escaped);
+      parts.push(tailBytes);
       return {
         envelope: { from: sender, to },
-        raw: Buffer.from(raw, 'utf8'),
+        raw: Buffer.concat(parts),
         messageId,
         subject: rendered.subject,
+        dataSafe: fixedDataSafe && varying.every(dataSafe),
       };
     },
   };
 }
 
+function dataSafe(text: string): boolean {
+  return !NOT_DATA_SAFE.test(text);
+}
+
+function fixedText(piece: Piece): string {
+  return Buffer.isBuffer(piece) ? piece.toString('utf8') : '';
+}
+
 /** A body as encoded lines; lines holding a marker stay raw, to be encoded per letter. */
 function encodeBody(body: string, has: (s: string) => boolean): Piece[] {
   const out: Piece[] = [];
+  const lines = body.replace(/\r\n?/g, '\n').split('\n');
   let run: string[] = [];
-  for (const line of body.replace(/\r\n?/g, '\n').split('\n')) {
-    if (has(line)) {
-      if (run.length) out.push(run.join('\r\n'));
-      run = [];
-      out.push({ line });
-    } else {
+  const endRun = (last: boolean) => {
+    // Each piece but the body's last ends with its line break, so pieces lay end to end.
+    if (run.length) out.push(Buffer.from(run.join('\r\n') + (last ? '' : '\r\n'), 'utf8'));
+    run = [];
+  };
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i] as string;
+    if (!has(line)) {
       run.push(encodeLine(line));
+      continue;
     }
+    endRun(false);
+    out.push({ line: i === lines.length - 1 ? line : `${line}\n` });
   }
-  if (run.length) out.push(run.join('\r\n'));
+  endRun(true);
   return out;
 }
 
-function pieces(body: Piece[], fill: (line: string) => string): string {
-  let out = '';
-  for (let i = 0; i < body.length; i++) {
-    const piece = body[i] as Piece;
-    if (i > 0) out += '\r\n';
-    out += typeof piece === 'string' ? piece : encodeLine(fill(piece.line));
+/** Lays a body's pieces into a letter; the text of the lines encoded for this letter goes to `varying` too. */
+function lay(parts: Buffer[], varying: string[], body: Piece[], fill: (line: string) => string): void {
+  for (const piece of body) {
+    if (Buffer.isBuffer(piece)) {
+      parts.push(piece);
+      continue;
+    }
+    const broken = piece.line.endsWith('\n');
+    const encoded = encodeLine(fill(broken ? piece.line.slice(0, -1) : piece.line)) + (broken ? '\r\n' : '');
+    varying.push(encoded);
+    parts.push(Buffer.from(encoded, 'utf8'));
   }
-  return out;
 }
 
 /** One line of text, quoted-printable, soft-wrapped at 76 characters. */

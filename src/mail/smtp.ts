@@ -147,7 +147,7 @@ export function createSmtpMailer(options: SmtpOptions): Mailer {
       smtp.once('end', onEnd);
       smtp.send(
         { from: email.envelope.from, to: [email.envelope.to] },
-        bodySource(email.raw, probe, (smtp as unknown as { _socket?: Writable })._socket),
+        bodySource(email, probe, (smtp as unknown as { _socket?: Writable })._socket),
         (error) => finish(error),
       );
     });
@@ -190,7 +190,8 @@ export function createSmtpMailer(options: SmtpOptions): Mailer {
  * writes the whole message at once. A Readable would do the same with a stream, a pipe and their
  * listeners set up for every message, and cost a tenth of a dispatcher's CPU time per message.
  */
-function bodySource(raw: Buffer, probe: DeliveryProbe, socket: Writable | undefined): Readable {
+function bodySource(email: RawEmail, probe: DeliveryProbe, socket: Writable | undefined): Readable {
+  const raw = email.raw;
   const source = {
     pipe(target: Writable): Writable {
       probe.started = true;
@@ -198,7 +199,7 @@ function bodySource(raw: Buffer, probe: DeliveryProbe, socket: Writable | undefi
       // socket corked until the tick after, they go out in one write instead of two. (nodemailer keeps
       // its socket private; without it, nothing is corked and nothing else changes.)
       socket?.cork();
-      const wire = socket && onTheWire(raw);
+      const wire = socket && onTheWire(raw, email.dataSafe);
       if (socket && wire) {
         // Already as DATA carries it: straight to the socket, and the stream adds only the final
         // CRLF.CRLF. Its byte-by-byte scan was the largest part of a dispatcher's own work per letter.
@@ -222,14 +223,16 @@ const BARE_LINE_END = /\r(?!\n)|(?<!\r)\n/;
 /**
  * A message as the DATA command carries it (RFC 5321 4.5.2), less its last CRLF, which the end of data
  * (CRLF.CRLF) brings: every line starting with a dot gets one more. Undefined for a message with a bare
- * CR or LF, which nodemailer's stream turns into CRLF (its way is then the one taken).
+ * CR or LF, which nodemailer's stream turns into CRLF (its way is then the one taken). `dataSafe`: the
+ * message is known to need neither (see RawEmail), and is not searched.
  */
-export function onTheWire(raw: Buffer): Buffer | undefined {
-  if (BARE_LINE_END.test(raw.toString('latin1'))) return undefined;
+export function onTheWire(raw: Buffer, dataSafe = false): Buffer | undefined {
   const end =
     raw.length >= 2 && raw[raw.length - 2] === 0x0d && raw[raw.length - 1] === 0x0a
       ? raw.length - 2
       : raw.length;
+  if (dataSafe) return raw.subarray(0, end);
+  if (BARE_LINE_END.test(raw.toString('latin1'))) return undefined;
   const parts: Buffer[] = [];
   let from = 0;
   if (raw[0] === 0x2e) parts.push(DOT);
