@@ -5,6 +5,7 @@
  *   npm run bench -- --sizes=10000,100000 --only=sendout|subscribe|publisher-tools --duration=10
  *   Publisher tools (import, export, list pages) run at 100k and 1M unless --sizes is given;
  *   --import-max=100000 caps the rows imported (the list and export still use N).
+ *   --dispatchers=2 sends each send-out with that many dispatcher processes (default 1).
  * Needs the local PostgreSQL server (TEST_DATABASE_URL, as the tests) and Postfix's smtp-sink/smtp-source.
  * Prints a table (Markdown) and writes it as JSON to bench/results/.
  */
@@ -28,6 +29,7 @@ const toolSizes = (flag('sizes') ?? (quick ? '2000' : '100000,1000000')).split('
 const importMax = Number(flag('import-max') ?? Number.POSITIVE_INFINITY);
 const runs = (name: string) => !only || only === name;
 const durationSeconds = Number(flag('duration') ?? (quick ? 1 : 10));
+const dispatchers = Math.max(1, Number(flag('dispatchers') ?? 1));
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
 const machine = {
@@ -44,7 +46,7 @@ await buildService();
 const sendout: SendoutResult[] = [];
 if (runs('sendout')) {
   for (const n of sizes) {
-    sendout.push(await measureSendout(n, { ceilingMessages: quick ? 2000 : 200_000, log }));
+    sendout.push(await measureSendout(n, { ceilingMessages: quick ? 2000 : 200_000, dispatchers, log }));
   }
 }
 let subscribe: SubscribeResult | undefined;
@@ -97,9 +99,10 @@ function render(): string {
     `Machine: ${machine.cores} × ${machine.cpu}, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform}`,
   );
   if (sendout.length) {
-    out.push('', '### Send-out (PostgreSQL, into smtp-sink)', '');
+    const processes = dispatchers === 1 ? 'one dispatcher process' : `${dispatchers} dispatcher processes`;
+    out.push('', `### Send-out (PostgreSQL, into smtp-sink, ${processes})`, '');
     out.push(
-      '| subscribers | fan-out s | raw INSERT…SELECT s | ratio | end to end msg/s | SMTP ceiling msg/s | × ceiling | nodemailer raw pool msg/s | × pool | dispatcher RSS rest / peak MiB | sink messages / recipients |',
+      `| subscribers | fan-out s | raw INSERT…SELECT s | ratio | end to end msg/s | SMTP ceiling msg/s | × ceiling | nodemailer raw pool msg/s | × pool | dispatcher RSS rest / peak MiB${dispatchers === 1 ? '' : ' (largest)'} | sink messages / recipients |`,
       '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const r of sendout) {
@@ -111,7 +114,7 @@ function render(): string {
       '',
       'Where the CPU went while the letters went out (µs of CPU time per message, user + system, by process):',
       '',
-      '| subscribers | dispatcher | smtp-sink | PostgreSQL (all its processes) | sum | machine busy (all cores = 100 %) | WAL bytes per message |',
+      `| subscribers | dispatcher${dispatchers === 1 ? '' : 's'} | smtp-sink | PostgreSQL (all its processes) | sum | machine busy (all cores = 100 %) | WAL bytes per message |`,
       '|---:|---:|---:|---:|---:|---:|---:|',
     );
     for (const r of sendout) {

@@ -35,6 +35,8 @@ export const PUBLIC_URL = 'https://news.example.org';
 
 export interface SendoutResult {
   n: number;
+  /** Dispatcher processes that sent it. */
+  dispatchers: number;
   fanoutSeconds: number;
   rawInsertSelectSeconds: number;
   endToEndSeconds: number;
@@ -64,6 +66,8 @@ export interface SendoutResult {
 export interface SendoutOptions {
   /** Messages for each ceiling (the rate is what counts, not the total). */
   ceilingMessages: number;
+  /** Dispatcher processes (`npm run worker` each) sharing the send-out, as SPEC's several dispatchers. */
+  dispatchers: number;
   log: (line: string) => void;
 }
 
@@ -214,22 +218,30 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
   const database = await openPostgres(url, { poolSize: 2, migrationsFolder: MIGRATIONS_FOLDER });
   const { db } = database;
   const sink = await startSink();
-  let worker: ReturnType<typeof startService> | undefined;
+  let workers: ReturnType<typeof startService>[] = [];
+  const signal = (name: NodeJS.Signals) => {
+    for (const w of workers) w.process.kill(name);
+  };
   try {
     log(`n=${n}: seeding`);
     await seed(db, n);
 
-    worker = startService('worker', {
-      DATABASE_URL: url,
-      SMTP_URL: sink.url,
-      MAIL_FROM,
-      PUBLIC_URL,
-    });
-    await worker.waitForLine(/dispatcher started/);
+    workers = Array.from({ length: options.dispatchers }, () =>
+      startService('worker', { DATABASE_URL: url, SMTP_URL: sink.url, MAIL_FROM, PUBLIC_URL }),
+    );
+    await Promise.all(workers.map((w) => w.waitForLine(/dispatcher started/)));
     await sleep(500);
-    const rest = await memoryOf(worker.pid);
-    // The dispatcher holds still while the two fan-outs are timed, so both run alone on the database.
-    worker.process.kill('SIGSTOP');
+    // Memory is each process's own: with several, the largest.
+    const largest = async () => {
+      const each = await Promise.all(workers.map((w) => memoryOf(w.pid)));
+      return {
+        rssMiB: Math.max(...each.map((m) => m.rssMiB)),
+        peakMiB: Math.max(...each.map((m) => m.peakMiB)),
+      };
+    };
+    const rest = await largest();
+    // The dispatchers hold still while the two fan-outs are timed, so both run alone on the database.
+    signal('SIGSTOP');
     const rawInsertSelectSeconds = await rawInsertSelect(db);
 
     log(`n=${n}: publishing and sending`);
@@ -243,14 +255,14 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
     const fanoutSeconds = (performance.now() - t0) / 1000;
     const cpuAt = () =>
       Promise.all([
-        cpuSecondsOf(worker?.pid ?? 0),
+        Promise.all(workers.map((w) => cpuSecondsOf(w.pid))).then((each) => each.reduce((a, b) => a + b, 0)),
         cpuSecondsOf(sink.pid),
         postgresCpuSeconds(),
         machineCpuSeconds(),
         walPosition(db),
       ]);
     const cpuBefore = await cpuAt();
-    worker.process.kill('SIGCONT');
+    signal('SIGCONT');
     for (;;) {
       const [open] = await rows<{ open: boolean }>(
         db,
@@ -269,9 +281,9 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
     const machineBusy =
       (cpuAfter[3].busy - cpuBefore[3].busy) / Math.max(1e-9, cpuAfter[3].total - cpuBefore[3].total);
     const walBytesPerMessage = (cpuAfter[4] - cpuBefore[4]) / n;
-    const peak = await memoryOf(worker.pid);
-    await worker.stop();
-    worker = undefined;
+    const peak = await largest();
+    await Promise.all(workers.map((w) => w.stop()));
+    workers = [];
 
     const counts = await rows<{ status: string; n: number }>(
       db,
@@ -289,6 +301,7 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
 
     return {
       n,
+      dispatchers: options.dispatchers,
       fanoutSeconds,
       rawInsertSelectSeconds,
       endToEndSeconds,
@@ -308,7 +321,7 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
       correct: received.messages === n && received.recipients === n && ledger.sent === n,
     };
   } finally {
-    await worker?.stop();
+    await Promise.all(workers.map((w) => w.stop()));
     await sink.close();
     await database.close();
     await dropServerDatabase(url);
