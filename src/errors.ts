@@ -123,7 +123,7 @@ export function toAppError(error: unknown): AppError {
 
 /** Sends an error to the client in the form it accepts. */
 /** The JSON body of an error answer: `{"error":{"code":…,"message":…}}`. */
-export function errorJson(error: AppError): string {
+export function errorJson(error: Pick<AppError, 'code' | 'message'>): string {
   return JSON.stringify({ error: { code: error.code, message: error.message } });
 }
 

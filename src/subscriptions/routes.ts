@@ -3,7 +3,8 @@ import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import { clientIp } from '../client-ip.js';
 import type { AppEnv, Deps } from '../deps.js';
-import { AppError, errorJson, pageVars, respondError, wantsJson } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
+import { AppError, errorJson, errorStatus, pageVars, respondError, wantsJson } from '../errors.js';
 import { readFields } from '../http.js';
 import { addressKey, hitLimits } from '../rate-limit.js';
 import { isWhole, securityHeaders, wholeAnswer } from '../security-headers.js';
@@ -47,9 +48,9 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
       const code = issue?.path?.[0] === 'email' ? 'invalid_email' : 'invalid_input';
       // Answered here rather than thrown to the error handler (the same answer): a rejected promise through
       // the middleware chain costs a sixth of the time of refusing an invalid address.
-      const error = new AppError(code, issue?.message ?? 'Check the form and try again.');
-      if (wantsJson(c)) return answer(c, error.status, jsonHeaders, errorJson(error));
-      return respondError(c, error);
+      const message = issue?.message ?? 'Check the form and try again.';
+      if (wantsJson(c)) return answer(c, errorStatus[code], jsonHeaders, refusalJson(code, message));
+      return respondError(c, new AppError(code, message));
     }
     const verdict = await hitLimits(deps.database.db, [
       {
@@ -155,6 +156,19 @@ function checkRedirect(redirect: string | undefined, allowed: Set<string>): stri
 }
 
 const PENDING = JSON.stringify({ status: 'pending' });
+
+/** The JSON bodies of refused subscriptions, kept: their messages come from the schema, a handful at most. */
+const refusals = new Map<string, string>();
+
+function refusalJson(code: ErrorCode, message: string): string {
+  const key = `${code} ${message}`;
+  let body = refusals.get(key);
+  if (body === undefined) {
+    body = errorJson({ code, message });
+    if (refusals.size < 64) refusals.set(key, body);
+  }
+  return body;
+}
 
 /**
  * CORS for /subscribe: the site's own pages (ALLOWED_ORIGINS) may post to it from the browser. Preflights
