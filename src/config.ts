@@ -89,7 +89,7 @@ const schema = z.object({
   DISPATCHER: bool.default(true),
   SEND_RATE: int(0, 1_000_000).default(0),
   SEND_CONCURRENCY: int(1, 500).default(10),
-  DISPATCH_BATCH_SIZE: int(1, 10_000).default(500),
+  DISPATCH_BATCH_SIZE: int(1, 10_000).default(2000),
   DISPATCH_POLL_MS: int(10, 60_000).default(1000),
   LEASE_SECONDS: int(2, 3600).default(30),
   MAX_ATTEMPTS: int(1, 100).default(8),

@@ -50,3 +50,30 @@ describe('SEND_RATE', () => {
     expect(lastArrival(confirmations) - start).toBeGreaterThanOrEqual(MIN_ELAPSED_MS);
   });
 });
+
+// Confirmation emails are looked at between a dispatcher's rounds. A round ends after DISPATCH_BATCH_SIZE
+// deliveries or a second, whichever comes first: a slow send-out never holds a confirmation back for long.
+describe('a confirmation requested during a slow send-out', () => {
+  let s: TestService;
+  beforeAll(async () => {
+    s = await createTestService({ SEND_RATE: '50', SEND_CONCURRENCY: '4', DISPATCH_BATCH_SIZE: '10000' });
+  });
+  afterAll(() => s?.close());
+
+  it('goes out before the send-out ends, however many deliveries a round may take', async () => {
+    const letters = 100;
+    await seedSubscribers(s.database.db, 'confirmed', addresses('slow', letters));
+    expect((await s.publish({ slug: 'slow', title: 'Slow', url: 'https://example.org/slow' })).status).toBe(
+      202,
+    );
+    // 100 letters at 50 a second take two seconds at least: the first round ends after one, with letters left.
+    const firstRound = s.dispatcher.runOnce();
+    expect((await s.subscribeJson('late@example.org')).status).toBe(202);
+    expect(await firstRound).toBeLessThan(letters);
+    await s.drain();
+    const received = await s.smtp.waitFor(letters + 1);
+    const confirmation = received.findIndex((e) => e.to === 'late@example.org');
+    expect(confirmation).toBeGreaterThanOrEqual(0);
+    expect(confirmation, 'the confirmation came after every letter').toBeLessThan(letters);
+  });
+});

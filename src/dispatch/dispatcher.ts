@@ -60,6 +60,11 @@ export interface Dispatcher {
 }
 
 const MAX_RETRY_MS = 6 * 3_600_000;
+/**
+ * A round also ends after this long, whatever DISPATCH_BATCH_SIZE says, so that confirmation emails (looked at
+ * between rounds) never wait long behind a send-out, however slow SEND_RATE makes it.
+ */
+const ROUND_MS = 1000;
 /** Essays whose letters a dispatcher keeps ready: memory stays flat however many essays it sends. */
 const MAX_ESSAYS_KEPT = 8;
 
@@ -216,6 +221,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (strayClaims && unrecorded.length === 0) await releaseClaims(db, id);
     strayClaims = true;
     let taken = 0;
+    const roundEnds = Date.now() + ROUND_MS;
     let exhausted = false;
     /** The claim started from the front of the ledger: finding nothing there means there is nothing. */
     let fromFront = cursor === undefined;
@@ -255,7 +261,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const take = async () => {
       for (;;) {
         const delivery = ready.shift();
-        const more = !claimFailure && !stopping && !exhausted && taken < config.batchSize;
+        const more =
+          !claimFailure && !stopping && !exhausted && taken < config.batchSize && Date.now() < roundEnds;
         // The next group is claimed while a whole group is still to send, so that a slow claim (the
         // database busy) doesn't leave the connections waiting. Two groups at most are in hand.
         if (more && ready.length < groupSize) void claimNextGroup();
