@@ -13,104 +13,134 @@ export interface PostgresOptions {
   migrationsFolder?: string;
 }
 
-/** Opens a PostgreSQL server through postgres.js (pooled). */
+/**
+ * Opens a PostgreSQL server through postgres.js: `poolSize` connections, each its own single-connection
+ * postgres.js client (a lane), with queries spread over them (see createLanes).
+ */
 export async function openPostgres(url: string, options: PostgresOptions = {}): Promise<Database> {
   if (options.migrationsFolder) await migratePostgres(url, options.migrationsFolder);
-  const client = postgres(url, {
-    max: options.poolSize ?? 10,
-    onnotice: () => {},
-    connect_timeout: 10,
-    idle_timeout: 60,
-  });
-  const db: Db = drizzle(preparing(client, createGate(options.poolSize ?? 10)), { schema });
+  const clients = Array.from({ length: Math.max(1, options.poolSize ?? 10) }, () =>
+    postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10, idle_timeout: 60 }),
+  );
+  const lanes = createLanes(clients);
+  const db: Db = drizzle(lanes, { schema });
+  // drizzle sets how values of some types are read and written on the client it is given: every lane's.
+  for (const client of clients) {
+    Object.assign(client.options.parsers, lanes.options.parsers);
+    Object.assign(client.options.serializers, lanes.options.serializers);
+  }
   return {
     db,
     kind: 'postgres',
     async ping() {
-      await client`select 1`;
+      await lanes.unsafe('select 1');
     },
-    // postgres.js listens on a connection of its own, outside the pool, and listens again after a reconnect.
+    // postgres.js listens on a connection of its own, outside the lanes, and listens again after a reconnect.
     async listen(channel, onNotify) {
-      const { unlisten } = await client.listen(channel, () => onNotify());
+      const { unlisten } = await (clients[0] as postgres.Sql).listen(channel, () => onNotify());
       return unlisten;
     },
     async close() {
-      await client.end({ timeout: 5 });
+      await Promise.all(clients.map((client) => client.end({ timeout: 5 })));
     },
   };
+}
+
+/** A lane has gone this long without an answer to what it was sent: a long statement may be running on it. */
+const STUCK_MS = 20;
+
+interface Lane {
+  client: postgres.Sql;
+  /** Queries handed to this lane and not answered yet. */
+  inFlight: number;
+  /** Transactions holding the lane's connection. */
+  transactions: number;
+  /** When the lane last answered a query, or was handed one while idle (Date.now()). */
+  progressAt: number;
 }
 
 /**
+ * One postgres.js client to drizzle, over several single-connection clients (lanes). A query goes to the
+ * lane with the fewest unanswered ones, and waits there behind them: postgres.js pipelines them on the
+ * connection, so PostgreSQL has the next one as soon as it is done with the last. A lane holding a
+ * transaction, or one that has answered nothing for a while (a long statement), is passed over while
+ * another can take the query. Every query is prepared (see below).
+ *
+ * Why not one postgres.js client with `max` connections: its queues of connections keep a slot for every
+ * move since they were last empty and search them from the start on each move, so under steady load each
+ * query cost more than the last (measured: 31 → 116 µs of CPU per query and 32,000 → 8,700 queries/s over
+ * 18 s, 50 clients on 10 connections; it was 7.6 % of the service's CPU time in POST /subscribe with 40
+ * queries in flight). With one connection each, those queues hold one connection at most.
+ *
  * drizzle runs `db.execute(sql…)` unprepared, and postgres.js then asks the server to describe every
  * parameterized statement before running it: two round trips each. Prepared (once per connection and
- * statement text), the hot paths take one. Our statements have fixed texts (lists go in as JSON), so the
+ * statement text), they take one. Our statements have fixed texts (lists go in as JSON), so the
  * per-connection cache stays small.
- *
- * Every such query also passes the gate: postgres.js gets at most as many at once as it has connections.
- * With more, it queues them on busy connections, and its queues keep a slot for every query since they were
- * last empty, searched from the start on every move: under steady load above the pool's size, each query
- * cost more than the one before (measured: 31 → 116 µs of CPU per query, 32,000 → 8,700 queries/s, over
- * 18 s). Through the gate it stays flat (~24 µs, ~35,000/s). Transactions run on their own reserved
- * connection, outside the gate.
  */
-function preparing(client: postgres.Sql, gate: Gate): postgres.Sql {
-  return new Proxy(client, {
+export function createLanes(clients: postgres.Sql[]): postgres.Sql {
+  const lanes: Lane[] = clients.map((client) => ({ client, inFlight: 0, transactions: 0, progressAt: 0 }));
+  let next = 0;
+
+  function choose(): Lane {
+    const now = Date.now();
+    let best = lanes[0] as Lane;
+    let bestScore = Number.POSITIVE_INFINITY;
+    // Ties go round the lanes, so that idle lanes all get used.
+    for (let i = 0; i < lanes.length; i++) {
+      const lane = lanes[(next + i) % lanes.length] as Lane;
+      let score = lane.inFlight;
+      if (lane.transactions > 0) score += 2_000_000;
+      else if (lane.inFlight > 0 && now - lane.progressAt > STUCK_MS) score += 1_000_000;
+      if (score < bestScore) {
+        best = lane;
+        bestScore = score;
+        if (score === 0) break;
+      }
+    }
+    next = (next + 1) % lanes.length;
+    return best;
+  }
+
+  const settled = (lane: Lane) => () => {
+    lane.inFlight--;
+    lane.progressAt = Date.now();
+  };
+
+  function unsafe(query: string, params?: unknown[], options?: { prepare?: boolean }) {
+    const lane = choose();
+    if (lane.inFlight++ === 0) lane.progressAt = Date.now();
+    const pending = lane.client.unsafe(query, params as postgres.ParameterOrJSON<never>[], {
+      ...options,
+      prepare: true,
+    });
+    // postgres.js sends a query when it is first awaited, through its handler: the answer is counted there.
+    const handled = pending as unknown as { handler: (q: Promise<unknown>) => void };
+    const send = handled.handler;
+    const done = settled(lane);
+    handled.handler = (q) => {
+      q.then(done, done);
+      send(q);
+    };
+    return pending;
+  }
+
+  async function begin(...args: unknown[]) {
+    const lane = choose();
+    lane.transactions++;
+    try {
+      return await (lane.client.begin as (...a: unknown[]) => Promise<unknown>)(...args);
+    } finally {
+      lane.transactions--;
+    }
+  }
+
+  return new Proxy(clients[0] as postgres.Sql, {
     get(target, key, receiver) {
-      if (key !== 'unsafe') return Reflect.get(target, key, receiver);
-      return (query: string, params?: unknown[], options?: { prepare?: boolean }) => {
-        const pending = target.unsafe(query, params as postgres.ParameterOrJSON<never>[], {
-          ...options,
-          prepare: true,
-        });
-        // postgres.js sends a query when it is first awaited, through its handler: the gate goes in there.
-        const handled = pending as unknown as { handler: (q: Promise<unknown>) => void };
-        const send = handled.handler;
-        handled.handler = (q) =>
-          gate.enter(() => {
-            q.then(gate.leave, gate.leave);
-            send(q);
-          });
-        return pending;
-      };
+      if (key === 'unsafe') return unsafe;
+      if (key === 'begin') return begin;
+      return Reflect.get(target, key, receiver);
     },
   });
-}
-
-interface Gate {
-  /** Runs `start` now if fewer than the limit are in, else when one leaves, in order. */
-  enter(start: () => void): void;
-  leave(): void;
-}
-
-/** Lets at most `limit` in at once; the rest wait in order (an array read from a moving head). */
-export function createGate(limit: number): Gate {
-  let inside = 0;
-  let waiting: (() => void)[] = [];
-  let head = 0;
-  return {
-    enter(start) {
-      if (inside < limit) {
-        inside++;
-        start();
-      } else {
-        waiting.push(start);
-      }
-    },
-    leave() {
-      const next = waiting[head];
-      if (!next) {
-        inside--;
-        return;
-      }
-      waiting[head++] = undefined as unknown as () => void;
-      // Drop the slots already read once they are half the array: it never grows with the traffic.
-      if (head === waiting.length || (head > 1024 && head * 2 > waiting.length)) {
-        waiting = waiting.slice(head);
-        head = 0;
-      }
-      next();
-    },
-  };
 }
 
 /** Applies the migrations once, even when several processes start together (an advisory lock serialises them). */
