@@ -8,7 +8,7 @@ const MAX_FIELDS = 20;
 export async function readFields(c: Context<AppEnv>): Promise<Record<string, string>> {
   const type = (c.req.header('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   if (type === 'application/json' || /^application\/.+\+json$/.test(type)) return readJson(c);
-  if (type === 'application/x-www-form-urlencoded' || type === 'multipart/form-data') return readForm(c);
+  if (type === 'application/x-www-form-urlencoded' || type === 'multipart/form-data') return readForm(c, type);
   throw new AppError(
     'unsupported_media_type',
     'Send the fields as a form (application/x-www-form-urlencoded or multipart/form-data) or as JSON (application/json).',
@@ -41,10 +41,15 @@ async function readJson(c: Context<AppEnv>): Promise<Record<string, string>> {
   return fields;
 }
 
-async function readForm(c: Context<AppEnv>): Promise<Record<string, string>> {
-  let form: FormData;
+async function readForm(c: Context<AppEnv>, type: string): Promise<Record<string, string>> {
+  let form: FormData | URLSearchParams;
   try {
-    form = await c.req.formData();
+    // A urlencoded body is parsed as text, as the fetch API's formData() would parse it (WHATWG
+    // urlencoded, UTF-8): on Node, formData() first builds a whole fetch Request around the body.
+    form =
+      type === 'application/x-www-form-urlencoded'
+        ? new URLSearchParams(await c.req.text())
+        : await c.req.formData();
   } catch {
     throw new AppError(
       'bad_request',

@@ -1,3 +1,5 @@
+import type { AddressInfo } from 'node:net';
+import { serve } from '@hono/node-server';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rows } from '../src/db/client.js';
@@ -326,6 +328,32 @@ describe('confirming a subscription', () => {
     expect((await s.app.request(`/confirm/${token}`, { method: 'POST' })).status).toBe(200);
     expect(await subscribersFor(s.database.db, 'named@example.org')).toMatchObject([
       { name: 'Ann Reader', status: 'confirmed' },
+    ]);
+  });
+
+  it('a urlencoded form is read as browsers encode it, over a real HTTP server too', async () => {
+    // `+` is a space and `%2B` a plus; UTF-8 is percent-encoded; the first of a repeated field counts.
+    const body = 'email=zoe%2Bnews%40example.org&name=Zo%C3%AB+van+Dijk&email=other%40example.org';
+    const server = serve({ fetch: s.app.fetch, port: 0, hostname: '127.0.0.1' });
+    await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const res = await fetch(`http://127.0.0.1:${port}/subscribe`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
+        body,
+        redirect: 'manual',
+      });
+      expect(res.status).toBe(303);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+    expect(await subscribersFor(s.database.db, 'other@example.org')).toHaveLength(0);
+    await s.drain();
+    const token = confirmTokenIn(s.smtp.to('zoe+news@example.org').at(-1)?.parsed.text);
+    expect((await s.app.request(`/confirm/${token}`, { method: 'POST' })).status).toBe(200);
+    expect(await subscribersFor(s.database.db, 'zoe+news@example.org')).toMatchObject([
+      { name: 'Zoë van Dijk', status: 'confirmed' },
     ]);
   });
 
