@@ -8,7 +8,8 @@ const MAX_FIELDS = 20;
 export async function readFields(c: Context<AppEnv>): Promise<Record<string, string>> {
   const type = (c.req.header('content-type') ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
   if (type === 'application/json' || /^application\/.+\+json$/.test(type)) return readJson(c);
-  if (type === 'application/x-www-form-urlencoded' || type === 'multipart/form-data') return readForm(c, type);
+  if (type === 'application/x-www-form-urlencoded' || type === 'multipart/form-data')
+    return readForm(c, type);
   throw new AppError(
     'unsupported_media_type',
     'Send the fields as a form (application/x-www-form-urlencoded or multipart/form-data) or as JSON (application/json).',
