@@ -17,7 +17,7 @@ import { measurePublisherTools } from './publisher-tools.js';
 import type { SendoutResult } from './sendout.js';
 import { measureSendout } from './sendout.js';
 import type { SubscribeResult } from './subscribe.js';
-import { measureSubscribe, SCENARIOS } from './subscribe.js';
+import { measureSubscribe, SCENARIO_LABELS, SCENARIOS } from './subscribe.js';
 import { buildService, ROOT } from './support.js';
 
 const args = process.argv.slice(2);
@@ -147,7 +147,7 @@ function render(): string {
       const a = s.service[scenario];
       const b = s.raw[scenario];
       out.push(
-        `| ${scenario} | ${f(a.requestsPerSecond)} | ${a.p50Ms} / ${a.p99Ms} | ${f(b.requestsPerSecond)} | ${b.p50Ms} / ${b.p99Ms} | ${x(a.requestsPerSecond, b.requestsPerSecond)} | ${a.unexpected} / ${b.unexpected} |`,
+        `| ${SCENARIO_LABELS[scenario]} | ${f(a.requestsPerSecond)} | ${a.p50Ms} / ${a.p99Ms} | ${f(b.requestsPerSecond)} | ${b.p50Ms} / ${b.p99Ms} | ${x(a.requestsPerSecond, b.requestsPerSecond)} | ${a.unexpected} / ${b.unexpected} |`,
       );
     }
     out.push(
@@ -163,7 +163,9 @@ function render(): string {
     for (const scenario of SCENARIOS) {
       const a = s.service[scenario].cpuPerRequestUs;
       const b = s.raw[scenario].cpuPerRequestUs;
-      out.push(`| ${scenario} | ${f(a.server)} | ${f(a.postgres)} | ${f(b.server)} | ${f(b.postgres)} |`);
+      out.push(
+        `| ${SCENARIO_LABELS[scenario]} | ${f(a.server)} | ${f(a.postgres)} | ${f(b.server)} | ${f(b.postgres)} |`,
+      );
     }
     out.push(`| Hono hello-world | | | ${f(s.hono.cpuPerRequestUs.server)} | |`);
     const m = s.serviceMemory;

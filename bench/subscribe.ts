@@ -20,15 +20,23 @@ import {
   waitForPort,
 } from './support.js';
 
-export type Scenario = 'new' | 'repeated' | 'invalid';
-export const SCENARIOS: Scenario[] = ['new', 'repeated', 'invalid'];
+/** `form`: a new address posted as a plain HTML form does it (urlencoded, answered 303). */
+export type Scenario = 'new' | 'repeated' | 'invalid' | 'form';
+export const SCENARIOS: Scenario[] = ['new', 'repeated', 'invalid', 'form'];
+/** How the table names each scenario. */
+export const SCENARIO_LABELS: Record<Scenario, string> = {
+  new: 'new',
+  repeated: 'repeated',
+  invalid: 'invalid',
+  form: 'new, as a form post',
+};
 export type Server = 'service' | 'raw' | 'hono';
 
 export interface LoadResult {
   requestsPerSecond: number;
   p50Ms: number;
   p99Ms: number;
-  /** Answers other than the one expected (202, or 422 for the invalid address), and socket errors. */
+  /** Answers other than the one expected (202; 422 for the invalid address; 303 for a form), and socket errors. */
   unexpected: number;
   total: number;
   /** CPU time per request (user + system), in microseconds: the server process, and PostgreSQL's processes. */
@@ -62,6 +70,8 @@ function bodyFor(scenario: Scenario): () => string {
       return () => JSON.stringify({ email: `repeated-${run}@example.org` });
     case 'invalid':
       return () => JSON.stringify({ email: 'not-an-address' });
+    case 'form':
+      return () => `email=${encodeURIComponent(`form-${run}-${i++}@example.org`)}`;
   }
 }
 
@@ -73,14 +83,17 @@ async function load(
 ): Promise<LoadResult> {
   const next = bodyFor(scenario);
   const cpuBefore = await Promise.all([cpuSecondsOf(pid), postgresCpuSeconds()]);
-  const expected = scenario === 'invalid' ? 422 : 202;
+  const expected = scenario === 'invalid' ? 422 : scenario === 'form' ? 303 : 202;
   let unexpected = 0;
   const result = await autocannon({
     url: `http://127.0.0.1:${port}/subscribe`,
     connections: options.connections,
     duration: options.durationSeconds,
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json' },
+    headers:
+      scenario === 'form'
+        ? { 'content-type': 'application/x-www-form-urlencoded', accept: 'text/html' }
+        : { 'content-type': 'application/json', accept: 'application/json' },
     requests: [{ setupRequest: (req) => ({ ...req, body: next() }) }],
     setupClient: (client) => {
       client.on('response', (status: number) => {

@@ -95,10 +95,13 @@ export function startService(script: 'start' | 'worker', env: Record<string, str
   const [command, ...args] = (pkg.scripts[script] ?? '').split(/\s+/);
   if (command !== 'node')
     throw new Error(`npm run ${script} no longer starts with node: ${pkg.scripts[script]}`);
-  // BENCH_PROFILE_DIR=/some/dir: the service writes a V8 CPU profile there when it exits (node --cpu-prof).
-  const profile = process.env.BENCH_PROFILE_DIR;
-  const profiling = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
-  return startProcess(process.execPath, [...profiling, ...args], { ...process.env, NODE_ENV: '', ...env });
+  return startProcess(process.execPath, [...profiling(), ...args], { ...process.env, NODE_ENV: '', ...env });
+}
+
+/** BENCH_PROFILE_DIR=/some/dir: a process started here writes a V8 CPU profile there when it exits. */
+function profiling(): string[] {
+  const dir = process.env.BENCH_PROFILE_DIR;
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : [];
 }
 
 /**
@@ -106,7 +109,7 @@ export function startService(script: 'start' | 'worker', env: Record<string, str
  * launcher, which would put a second process between us and the one whose memory we read).
  */
 export function startTs(script: string, args: string[], env: Record<string, string>): Child {
-  return startProcess(process.execPath, ['--import', 'tsx', join(ROOT, script), ...args], {
+  return startProcess(process.execPath, [...profiling(), '--import', 'tsx', join(ROOT, script), ...args], {
     ...process.env,
     NODE_ENV: '',
     ...env,

@@ -9,3 +9,6 @@ app.post('/subscribe', (c) => c.json({ status: 'pending' }, 202));
 serve({ fetch: app.fetch, port: Number(process.env.PORT) }, (info) => {
   process.stdout.write(`listening on ${info.port}\n`);
 });
+
+// Stopped by the benchmark: exit normally, so that a CPU profile (BENCH_PROFILE_DIR) is written.
+process.on('SIGTERM', () => process.exit(0));
