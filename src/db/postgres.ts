@@ -114,6 +114,7 @@ export function createLanes(clients: postgres.Sql[]): postgres.Sql {
       prepare: true,
     });
     // postgres.js sends a query when it is first awaited, through its handler: the answer is counted there.
+    // (drizzle awaits every query it makes; one made and never awaited would keep its lane looking busy.)
     const handled = pending as unknown as { handler: (q: Promise<unknown>) => void };
     const send = handled.handler;
     const done = settled(lane);
