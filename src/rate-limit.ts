@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { Db } from './db/client.js';
-import { rows } from './db/client.js';
+import { jsonParam, rows } from './db/client.js';
+import { coalesced } from './db/coalesce.js';
 import { hotStatement } from './db/hot.js';
 
 export interface Limit {
@@ -19,11 +20,11 @@ export interface LimitVerdict {
 }
 
 type Counted = { key: string; hits: number; retry_after: number };
-const countStatements = new Map<number, ReturnType<typeof hotStatement<Counted>>>();
 
 /**
- * The statement that counts a request against `n` limits (values `key0`, `window0`, …): one text per
- * number of limits, built once.
+ * Counts a batch of requests against their limits in one statement: each key once, by how many of the
+ * batch's requests it counts (`payload`: a JSON array of {key, window_seconds, hits}). Keys are taken in
+ * one order (sorted), so two processes' batches can never wait for each other's rows in a cycle.
  *
  * Committed without waiting for the WAL to reach the disk (synchronous_commit off for this statement's
  * transaction alone): a per-IP counter is one row that every request from that address updates, and a
@@ -31,50 +32,65 @@ const countStatements = new Map<number, ReturnType<typeof hotStatement<Counted>>
  * each. If PostgreSQL itself crashes, the last fraction of a second of counts may be lost (never
  * corrupted, never a row of anyone's data): a few attempts more than the limit, once.
  */
-function countStatement(n: number) {
-  let found = countStatements.get(n);
-  if (!found) {
-    found = hotStatement<Counted>((value) => {
-      const tuples = Array.from({ length: n }, (_, i) => {
-        const window = value(`window${i}`);
-        return sql`(${value(`key${i}`)}, to_timestamp(floor(extract(epoch from now()) / ${window}) * ${window}), 1)`;
-      });
-      return sql`
-        insert into rate_limits (key, window_start, hits)
-        select * from (values ${sql.join(tuples, sql`, `)}) as v
-        where set_config('synchronous_commit', 'off', true) = 'off'
-        on conflict (key) do update
-        set hits = case when rate_limits.window_start = excluded.window_start then rate_limits.hits + 1 else 1 end,
-            window_start = excluded.window_start
-        returning key, hits, ceil(extract(epoch from window_start - now()))::int as retry_after`;
-    });
-    countStatements.set(n, found);
-  }
-  return found;
-}
+const countBatch = hotStatement<Counted>(
+  (value) => sql`
+    insert into rate_limits (key, window_start, hits)
+    select v.key, to_timestamp(floor(extract(epoch from now()) / v.window_seconds) * v.window_seconds), v.hits
+    from json_to_recordset(${value('payload')}::json) as v(key text, window_seconds int, hits int)
+    where set_config('synchronous_commit', 'off', true) = 'off'
+    order by v.key
+    on conflict (key) do update
+    set hits = case when rate_limits.window_start = excluded.window_start then rate_limits.hits + excluded.hits
+               else excluded.hits end,
+        window_start = excluded.window_start
+    returning key, hits, ceil(extract(epoch from window_start - now()))::int as retry_after`,
+);
 
 /**
- * Counts one request against each limit, in one statement, in the database: the limits hold across every
- * process that shares it. Fixed windows; a request over any limit is refused.
+ * Counts requests against their limits, a batch at a time (see coalesced()): under load every request
+ * from one IP updates the same row, and counted one statement each, 50 concurrent requests queued on that
+ * row's lock. The queue cost PostgreSQL more CPU time than the rest of a subscription and set its slowest
+ * answers. Each request gets the verdict it would have got counted alone, after the ones before it.
+ */
+const countRequests = coalesced(async (db: Db, requests: Limit[][]): Promise<LimitVerdict[]> => {
+  const perKey = new Map<string, { key: string; window_seconds: number; hits: number }>();
+  for (const limits of requests) {
+    for (const l of limits) {
+      const found = perKey.get(l.key);
+      if (found) found.hits++;
+      else perKey.set(l.key, { key: l.key, window_seconds: l.windowSeconds, hits: 1 });
+    }
+  }
+  const counted = await countBatch(db, { payload: jsonParam([...perKey.values()]) });
+  // Each key's count before this batch; the batch's requests are then counted one after another.
+  const before = new Map<string, { hits: number; retryAfter: number }>();
+  for (const row of counted) {
+    const hits = Number(row.hits) - (perKey.get(row.key)?.hits ?? 0);
+    before.set(row.key, { hits, retryAfter: Number(row.retry_after) });
+  }
+  return requests.map((limits) => {
+    let allowed = true;
+    let retryAfter = 0;
+    for (const limit of limits) {
+      const row = before.get(limit.key);
+      if (!row) continue;
+      row.hits++;
+      if (row.hits <= limit.max) continue;
+      allowed = false;
+      retryAfter = Math.max(retryAfter, row.retryAfter + limit.windowSeconds);
+    }
+    return { allowed, retryAfter: Math.max(1, retryAfter) };
+  });
+});
+
+/**
+ * Counts one request against each limit, in the database: the limits hold across every process that
+ * shares it. Fixed windows; a request over any limit is refused (and still counted).
  */
 export async function hitLimits(db: Db, limits: Limit[]): Promise<LimitVerdict> {
   const active = limits.filter((l) => l.max > 0);
   if (active.length === 0) return { allowed: true, retryAfter: 0 };
-  const values: Record<string, unknown> = {};
-  for (const [i, l] of active.entries()) {
-    values[`key${i}`] = l.key;
-    values[`window${i}`] = l.windowSeconds;
-  }
-  const counted = await countStatement(active.length)(db, values);
-  let allowed = true;
-  let retryAfter = 0;
-  for (const row of counted) {
-    const limit = active.find((l) => l.key === row.key);
-    if (!limit || Number(row.hits) <= limit.max) continue;
-    allowed = false;
-    retryAfter = Math.max(retryAfter, Number(row.retry_after) + limit.windowSeconds);
-  }
-  return { allowed, retryAfter: Math.max(1, retryAfter) };
+  return countRequests(db, active);
 }
 
 /** Forgets windows that ended long ago. */

@@ -248,6 +248,36 @@ describe('limits shared by every process on one database', () => {
   });
 });
 
+describe('a burst of attempts through one process', () => {
+  let s: TestService;
+  beforeAll(async () => {
+    s = await createTestService({
+      TRUST_PROXY: 'true',
+      SUBSCRIBE_LIMIT_PER_IP: '7',
+      SUBSCRIBE_LIMIT_PER_ADDRESS: '3',
+      RATE_LIMIT_WINDOW_SECONDS: DAY,
+    });
+  });
+  afterAll(() => s?.close());
+
+  it('attempts counted together get the verdicts they would get one after another, and all count', async () => {
+    // 30 at once from two IPs: IP A sends 20 for 20 addresses, IP B 10 for one address.
+    const answers = await statuses([
+      ...Array.from({ length: 20 }, (_, i) => subscribeVia(s.app, `burst-a${i}@example.org`, '198.51.100.1')),
+      ...Array.from({ length: 10 }, () => subscribeVia(s.app, 'burst-b@example.org', '198.51.100.2')),
+    ]);
+    expect(count(answers.slice(0, 20), 202)).toBe(7);
+    expect(count(answers.slice(20), 202)).toBe(3);
+    expect(count(answers, 429)).toBe(20);
+    const counters = await rows<{ key: string; hits: number }>(
+      s.database.db,
+      sql`select key, hits from rate_limits where key like 'subscribe-ip:%' order by key`,
+    );
+    expect(counters.map((c) => Number(c.hits))).toEqual([20, 10]);
+    expect(await subscribersFor(s.database.db, 'burst-b@example.org')).toHaveLength(1);
+  });
+});
+
 describe('the mail-bomb case: one victim, many IPs', () => {
   let s: TestService;
   beforeAll(async () => {

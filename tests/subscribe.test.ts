@@ -154,6 +154,58 @@ describe('subscribing from a site form or a script', () => {
   });
 });
 
+describe('many subscriptions at the same time', () => {
+  let s: TestService;
+  beforeAll(async () => {
+    s = await createTestService();
+  });
+  afterAll(() => s?.close());
+
+  it('each is written: one subscriber per address, a request for each time, one email per address', async () => {
+    const emails = Array.from({ length: 20 }, (_, i) => `burst${i}@example.org`);
+    const answers = await Promise.all([
+      ...emails.map((email) => s.subscribeJson(email, 'First')),
+      ...emails.map((email) => s.subscribeJson(` ${email.toUpperCase()}`)),
+    ]);
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 202));
+    const written = await rows<{ email: string; requests: number; events: number; names: string }>(
+      s.database.db,
+      sql`select s.email,
+                 (select count(*)::int from confirmations c where c.subscriber_id = s.id) as requests,
+                 (select count(*)::int from subscriber_events e
+                  where e.subscriber_id = s.id and e.kind = 'subscribed') as events,
+                 (select string_agg(coalesce(c.name, '-'), ',' order by c.id) from confirmations c
+                  where c.subscriber_id = s.id) as names
+          from subscribers s where s.email like 'burst%' order by s.email`,
+    );
+    expect(written.map((w) => w.email).sort()).toEqual([...emails].sort());
+    for (const w of written) expect(w).toMatchObject({ requests: 2, events: 2, names: 'First,-' });
+    await s.drain();
+    for (const email of emails) expect(s.smtp.to(email), email).toHaveLength(1);
+  });
+
+  it('a name cut off in the middle of an emoji (half a surrogate pair) is taken, the half as U+FFFD', async () => {
+    const cut = 'Ann 😀'.slice(0, -1);
+    expect((await s.subscribeJson('cut@example.org', cut)).status).toBe(202);
+    const [request] = await rows<{ name: string }>(
+      s.database.db,
+      sql`select c.name from confirmations c join subscribers s on s.id = c.subscriber_id
+          where s.email = 'cut@example.org'`,
+    );
+    expect(request?.name).toBe('Ann \ufffd');
+  });
+
+  it('those that arrive while one is being written are written together (one transaction, one time)', async () => {
+    await Promise.all(Array.from({ length: 20 }, (_, i) => s.subscribeJson(`together${i}@example.org`)));
+    // now() is the transaction's start: one statement for many subscribers gives them one created_at.
+    const [times] = await rows<{ distinct: number }>(
+      s.database.db,
+      sql`select count(distinct created_at)::int as distinct from subscribers where email like 'together%'`,
+    );
+    expect(Number(times?.distinct)).toBeLessThan(20);
+  });
+});
+
 describe('the public answer reveals nothing about an address', () => {
   let s: TestService;
   beforeAll(async () => {

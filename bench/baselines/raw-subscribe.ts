@@ -2,7 +2,8 @@
  * Baseline: POST /subscribe as plain node:http + postgres.js, running the same statements as the service
  * (src/rate-limit.ts: the rate-limit counters, committed asynchronously; src/subscriptions/service.ts: the
  * subscriber upsert, its event and the confirmation request), prepared, with no framework, validation
- * library or logging around them.
+ * library or logging around them. It runs them once per request, as a plain server would: the service
+ * runs each for all the requests that arrived while the last one ran (src/db/coalesce.ts).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
@@ -40,12 +41,16 @@ const server = createServer((req, res) => {
       const address = `subscribe-address:${createHash('sha256').update(email.toLowerCase()).digest('base64url').slice(0, 32)}`;
       const counted = await sql`
         insert into rate_limits (key, window_start, hits)
-        select * from (values
-          (${ip}, to_timestamp(floor(extract(epoch from now()) / ${window}) * ${window}), 1),
-          (${address}, to_timestamp(floor(extract(epoch from now()) / ${window}) * ${window}), 1)) as v
+        select v.key, to_timestamp(floor(extract(epoch from now()) / v.window_seconds) * v.window_seconds), v.hits
+        from json_to_recordset(${JSON.stringify([
+          { key: ip, window_seconds: window, hits: 1 },
+          { key: address, window_seconds: window, hits: 1 },
+        ])}::json) as v(key text, window_seconds int, hits int)
         where set_config('synchronous_commit', 'off', true) = 'off'
+        order by v.key
         on conflict (key) do update
-        set hits = case when rate_limits.window_start = excluded.window_start then rate_limits.hits + 1 else 1 end,
+        set hits = case when rate_limits.window_start = excluded.window_start then rate_limits.hits + excluded.hits
+                   else excluded.hits end,
             window_start = excluded.window_start
         returning key, hits, ceil(extract(epoch from window_start - now()))::int as retry_after`;
       if (counted.some((r) => Number(r.hits) > limit))
@@ -53,14 +58,22 @@ const server = createServer((req, res) => {
       await sql`
         with subscriber as (
           insert into subscribers (email, unsubscribe_token)
-          values (${email}, ${randomBytes(32).toString('base64url')})
+          select v.email, v.token
+          from json_to_recordset(${JSON.stringify([{ email, token: randomBytes(32).toString('base64url') }])}::json)
+            as v(email text, token text)
+          order by lower(v.email)
           on conflict ((lower(email))) do update set updated_at = now()
-          returning id
+          returning id, lower(email) as key
+        ), request as (
+          select s.id, r.name, r.n
+          from rows from (json_to_recordset(${JSON.stringify([{ email, name: body.name ?? null }])}::json)
+            as (email text, name text)) with ordinality as r(email, name, n)
+          join subscriber s on s.key = lower(r.email)
         ), event as (
-          insert into subscriber_events (subscriber_id, kind) select id, 'subscribed' from subscriber
+          insert into subscriber_events (subscriber_id, kind) select id, 'subscribed' from request order by n
         )
         insert into confirmations (subscriber_id, name)
-        select id, ${body.name ?? null} from subscriber`;
+        select id, name from request order by n`;
       if (form) {
         res.writeHead(303, { location: `http://127.0.0.1:${process.env.PORT}/check-inbox` });
         res.end();

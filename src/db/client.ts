@@ -33,3 +33,17 @@ export async function affected(db: Db, query: SQL): Promise<number> {
 }
 
 export { schema };
+
+/** Half of a UTF-16 surrogate pair without its other half. */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/**
+ * A value as JSON text for a statement to read rows from (json_to_recordset). A lone surrogate (half an
+ * emoji, cut off) reaches PostgreSQL as U+FFFD in a text parameter, but stops its JSON parser: here it
+ * becomes U+FFFD too.
+ */
+export function jsonParam(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    typeof v === 'string' ? v.replace(LONE_SURROGATE, '\ufffd') : v,
+  );
+}

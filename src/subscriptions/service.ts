@@ -1,7 +1,8 @@
 import { sql } from 'drizzle-orm';
 import { z } from 'zod';
 import type { Db } from '../db/client.js';
-import { rows } from '../db/client.js';
+import { jsonParam, rows } from '../db/client.js';
+import { coalesced } from '../db/coalesce.js';
 import { hotStatement } from '../db/hot.js';
 import { AppError } from '../errors.js';
 import { hashToken, isTokenShape, newToken } from '../tokens.js';
@@ -37,21 +38,54 @@ export type SubscribeInput = z.infer<typeof subscribeInput>;
  * typed it, it reaches the subscriber only when the owner of the address confirms.
  */
 export async function subscribe(db: Db, input: SubscribeInput): Promise<void> {
-  await recordSubscription(db, { email: input.email, token: newToken(), name: input.name ?? null });
+  await recordSubscriptions(db, { email: input.email, name: input.name ?? null });
 }
 
+/**
+ * Subscriptions made at the same time are written in one statement and one commit (see coalesced()): a
+ * durable commit per request was most of PostgreSQL's work for a new address. Each is answered once its
+ * batch is committed. An address twice in a batch is one subscriber with a request (event and
+ * confirmation) for each time, as one after the other would give.
+ */
+const recordSubscriptions = coalesced(
+  async (db: Db, requests: { email: string; name: string | null }[]): Promise<undefined[]> => {
+    const subscribers = new Map<string, { email: string; token: string }>();
+    for (const { email } of requests) {
+      const key = email.toLowerCase();
+      if (!subscribers.has(key)) subscribers.set(key, { email, token: newToken() });
+    }
+    await recordSubscription(db, {
+      subscribers: jsonParam([...subscribers.values()]),
+      requests: jsonParam(requests),
+    });
+    return requests.map(() => undefined);
+  },
+);
+
+/**
+ * `subscribers`: [{email, token}], one per address (an upsert can't touch a row twice; should two
+ * spellings still meet, the batch fails and each is written alone), in one order so that two processes
+ * never wait on each other's rows in a cycle. `requests`: [{email, name}], one per subscription: an
+ * event and a confirmation request each.
+ */
 const recordSubscription = hotStatement(
   (value) => sql`
     with subscriber as (
       insert into subscribers (email, unsubscribe_token)
-      values (${value('email')}, ${value('token')})
+      select v.email, v.token from json_to_recordset(${value('subscribers')}::json) as v(email text, token text)
+      order by lower(v.email)
       on conflict ((lower(email))) do update set updated_at = now()
-      returning id
+      returning id, lower(email) as key
+    ), request as (
+      select s.id, r.name, r.n
+      from rows from (json_to_recordset(${value('requests')}::json) as (email text, name text))
+        with ordinality as r(email, name, n)
+      join subscriber s on s.key = lower(r.email)
     ), event as (
-      insert into subscriber_events (subscriber_id, kind) select id, 'subscribed' from subscriber
+      insert into subscriber_events (subscriber_id, kind) select id, 'subscribed' from request order by n
     )
     insert into confirmations (subscriber_id, name)
-    select id, ${value('name')} from subscriber`,
+    select id, name from request order by n`,
 );
 
 /** Confirms the address behind a confirmation token; confirming twice is fine. */

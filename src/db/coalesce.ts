@@ -1,0 +1,62 @@
+import type { Db } from './client.js';
+
+/** Inputs given to one batch at most (a batch forms while the last one runs). */
+const MAX_BATCH = 500;
+
+/**
+ * Runs a statement for many requests at once: a call that finds no batch running starts one at once,
+ * alone; calls made while a batch runs wait for it, and go together in the next. Under load, a statement
+ * per request mostly costs PostgreSQL its per-statement work (a round trip, a commit, a lock queue on a row
+ * every request updates); one per batch pays that once. Nothing waits on a timer: at low load every call
+ * is a batch of one.
+ *
+ * `run` answers each input, in order. If a batch fails, each of its inputs is tried again alone, so one
+ * input that makes the statement fail fails no other. One queue per database (a cache: what is counted or
+ * written lives in the database).
+ */
+export function coalesced<I, O>(
+  run: (db: Db, inputs: I[]) => Promise<O[]>,
+): (db: Db, input: I) => Promise<O> {
+  const queues = new WeakMap<Db, (input: I) => Promise<O>>();
+  return (db, input) => {
+    let queue = queues.get(db);
+    if (!queue) {
+      queue = createQueue((inputs) => run(db, inputs));
+      queues.set(db, queue);
+    }
+    return queue(input);
+  };
+}
+
+interface Waiting<I, O> {
+  input: I;
+  resolve(output: O): void;
+  reject(error: unknown): void;
+}
+
+function createQueue<I, O>(run: (inputs: I[]) => Promise<O[]>): (input: I) => Promise<O> {
+  const waiting: Waiting<I, O>[] = [];
+  let running = false;
+
+  async function runBatch(batch: Waiting<I, O>[]): Promise<void> {
+    try {
+      const outputs = await run(batch.map((w) => w.input));
+      for (const [i, w] of batch.entries()) w.resolve(outputs[i] as O);
+    } catch (error) {
+      if (batch.length === 1) batch[0]?.reject(error);
+      else for (const w of batch) await runBatch([w]);
+    }
+  }
+
+  async function drain(): Promise<void> {
+    running = true;
+    while (waiting.length > 0) await runBatch(waiting.splice(0, MAX_BATCH));
+    running = false;
+  }
+
+  return (input) =>
+    new Promise<O>((resolve, reject) => {
+      waiting.push({ input, resolve, reject });
+      if (!running) void drain();
+    });
+}

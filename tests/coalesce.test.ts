@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import type { Db } from '../src/db/client.js';
+import { coalesced } from '../src/db/coalesce.js';
+
+/** A database stands here only as the key of a queue: nothing is run on it. */
+const aDb = () => ({}) as Db;
+
+/** A statement that takes a tick, records each batch it was given, and fails on an input of -1. */
+function statement() {
+  const batches: number[][] = [];
+  const run = coalesced(async (_db: Db, inputs: number[]) => {
+    batches.push([...inputs]);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    if (inputs.includes(-1)) throw new Error('refused');
+    return inputs.map((n) => n * 10);
+  });
+  return { run, batches };
+}
+
+describe('statements for many requests at once (coalesced)', () => {
+  it('a call that finds nothing running goes at once, alone; calls made meanwhile go together next', async () => {
+    const { run, batches } = statement();
+    const db = aDb();
+    expect(await Promise.all([1, 2, 3, 4].map((n) => run(db, n)))).toEqual([10, 20, 30, 40]);
+    expect(batches).toEqual([[1], [2, 3, 4]]);
+    expect(await run(db, 5)).toBe(50);
+    expect(batches.at(-1)).toEqual([5]);
+  });
+
+  it('when a batch fails, each of its inputs is tried alone: only the one that fails gets the error', async () => {
+    const { run, batches } = statement();
+    const db = aDb();
+    const answers = await Promise.allSettled([0, 1, -1, 2].map((n) => run(db, n)));
+    expect(answers.map((a) => (a.status === 'fulfilled' ? a.value : (a.reason as Error).message))).toEqual([
+      0,
+      10,
+      'refused',
+      20,
+    ]);
+    expect(batches).toEqual([[0], [1, -1, 2], [1], [-1], [2]]);
+  });
+
+  it('each database has its own queue', async () => {
+    const { run, batches } = statement();
+    await Promise.all([run(aDb(), 1), run(aDb(), 2)]);
+    expect(batches).toEqual([[1], [2]]);
+  });
+});
