@@ -38,12 +38,15 @@ describe.runIf(testDbKind === 'postgres')('npm run bench -- --quick', () => {
     expect(written.quick).toBe(true);
     expect(written.sendout[0]).toMatchObject({ n: 2000, correct: true });
     expect(written.subscribe.service.new.total).toBeGreaterThan(0);
-    // A form post is answered 303 by both servers, as a browser's form expects (anything else counts as
-    // unexpected; a stray socket error at the end of a one-second run may too).
+    // Both servers answer every scenario as expected: 202, 422 for the invalid address, and 303 for a form
+    // post, as a browser's form expects (anything else counts as unexpected; a stray socket error at the
+    // end of a one-second run may too).
     expect(stdout).toMatch(/\| new, as a form post \|/);
     for (const server of [written.subscribe.service, written.subscribe.raw]) {
-      expect(server.form.total).toBeGreaterThan(0);
-      expect(server.form.unexpected).toBeLessThan(server.form.total / 10);
+      for (const scenario of ['new', 'repeated', 'invalid', 'form']) {
+        expect(server[scenario].total, scenario).toBeGreaterThan(0);
+        expect(server[scenario].unexpected, scenario).toBeLessThan(server[scenario].total / 10);
+      }
     }
     // CPU figures come from /proc: a send-out and a request always cost some.
     expect(stdout).toContain('Where the CPU went');

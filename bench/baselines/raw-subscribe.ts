@@ -42,7 +42,7 @@ const server = createServer((req, res) => {
       const counted = await sql`
         insert into rate_limits (key, window_start, hits)
         select v.key, to_timestamp(floor(extract(epoch from now()) / v.window_seconds) * v.window_seconds), v.hits
-        from json_to_recordset(${JSON.stringify([
+        from json_to_recordset(${sql.json([
           { key: ip, window_seconds: window, hits: 1 },
           { key: address, window_seconds: window, hits: 1 },
         ])}::json) as v(key text, window_seconds int, hits int)
@@ -59,14 +59,14 @@ const server = createServer((req, res) => {
         with subscriber as (
           insert into subscribers (email, unsubscribe_token)
           select v.email, v.token
-          from json_to_recordset(${JSON.stringify([{ email, token: randomBytes(32).toString('base64url') }])}::json)
+          from json_to_recordset(${sql.json([{ email, token: randomBytes(32).toString('base64url') }])}::json)
             as v(email text, token text)
           order by lower(v.email)
           on conflict ((lower(email))) do update set updated_at = now()
           returning id, lower(email) as key
         ), request as (
           select s.id, r.name, r.n
-          from rows from (json_to_recordset(${JSON.stringify([{ email, name: body.name ?? null }])}::json)
+          from rows from (json_to_recordset(${sql.json([{ email, name: body.name ?? null }])}::json)
             as (email text, name text)) with ordinality as r(email, name, n)
           join subscriber s on s.key = lower(r.email)
         ), event as (
