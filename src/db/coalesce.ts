@@ -2,6 +2,10 @@ import type { Db } from './client.js';
 
 /** Inputs given to one batch at most (a batch forms while the last one runs). */
 const MAX_BATCH = 500;
+/** A batch running this long no longer holds back the next. */
+const STUCK_MS = 20;
+/** Batches of one kind running at once at most, stuck ones included. */
+const MAX_RUNNING = 4;
 
 /**
  * Runs a statement for many requests at once: a call that finds no batch running starts one at once,
@@ -11,8 +15,10 @@ const MAX_BATCH = 500;
  * is a batch of one.
  *
  * `run` answers each input, in order. If a batch fails, each of its inputs is tried again alone, so one
- * input that makes the statement fail fails no other. One queue per database (a cache: what is counted or
- * written lives in the database).
+ * input that makes the statement fail fails no other. A batch that has run for STUCK_MS with nothing else
+ * moving (an insert that merges an index's pending list can take hundreds of ms) holds back the calls
+ * after it no longer: they go in a batch of their own beside it. One queue per database (a cache: what
+ * is counted or written lives in the database).
  */
 export function coalesced<I, O>(
   run: (db: Db, inputs: I[]) => Promise<O[]>,
@@ -36,7 +42,14 @@ interface Waiting<I, O> {
 
 function createQueue<I, O>(run: (inputs: I[]) => Promise<O[]>): (input: I) => Promise<O> {
   const waiting: Waiting<I, O>[] = [];
-  let running = false;
+  /** When each batch running now started. */
+  const running = new Set<{ started: number }>();
+  /** True when no batch runs, or every one has run for STUCK_MS. */
+  const allStuck = () => {
+    const now = performance.now();
+    for (const batch of running) if (now - batch.started <= STUCK_MS) return false;
+    return true;
+  };
 
   async function runBatch(batch: Waiting<I, O>[]): Promise<void> {
     try {
@@ -48,15 +61,20 @@ function createQueue<I, O>(run: (inputs: I[]) => Promise<O[]>): (input: I) => Pr
     }
   }
 
+  /** Runs batches while calls wait, until another batch that is not stuck can take them. */
   async function drain(): Promise<void> {
-    running = true;
-    while (waiting.length > 0) await runBatch(waiting.splice(0, MAX_BATCH));
-    running = false;
+    while (waiting.length > 0) {
+      const batch = { started: performance.now() };
+      running.add(batch);
+      await runBatch(waiting.splice(0, MAX_BATCH));
+      running.delete(batch);
+      if (!allStuck()) return;
+    }
   }
 
   return (input) =>
     new Promise<O>((resolve, reject) => {
       waiting.push({ input, resolve, reject });
-      if (!running) void drain();
+      if (running.size < MAX_RUNNING && allStuck()) void drain();
     });
 }
