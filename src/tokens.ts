@@ -5,6 +5,17 @@ export function newToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
+/**
+ * `count` tokens as newToken() makes them, from one draw of random bytes: a draw costs ~5 µs however few
+ * bytes it takes, and a batch of subscriptions needs a token for each new address.
+ */
+export function newTokens(count: number): string[] {
+  const bytes = randomBytes(32 * count);
+  const tokens: string[] = [];
+  for (let i = 0; i < count; i++) tokens.push(bytes.toString('base64url', i * 32, i * 32 + 32));
+  return tokens;
+}
+
 /** Tokens are stored as SHA-256 hashes where the raw value is not needed again. */
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('base64url');

@@ -12,6 +12,7 @@ import { createLogger } from '../src/log.js';
 import { createOutboxMailer } from '../src/mail/outbox.js';
 import { createRenderer } from '../src/mail/render.js';
 import { loadTemplates } from '../src/mail/templates-fs.js';
+import { isTokenShape, newTokens } from '../src/tokens.js';
 import type { TestDatabase } from './support/db.js';
 import { createTestDatabase } from './support/db.js';
 import {
@@ -259,6 +260,23 @@ describe('unsubscribe links', () => {
     expect(await subscribersFor(s.database.db, 'private.person@example.org')).toMatchObject([
       { status: 'confirmed' },
     ]);
+  });
+
+  it('readers who subscribe at the same time (one batch, one draw of random bytes) get tokens of their own', async () => {
+    const emails = Array.from({ length: 30 }, (_, i) => `together${i}@example.org`);
+    const answers = await Promise.all(emails.map((email) => s.subscribeJson(email)));
+    expect(answers.map((a) => a.status)).toEqual(emails.map(() => 202));
+    const tokens = await rows<{ token: string }>(
+      s.database.db,
+      sql`select unsubscribe_token as token from subscribers where email like 'together%'`,
+    );
+    expect(tokens).toHaveLength(30);
+    for (const { token } of tokens) expect(isTokenShape(token), token).toBe(true);
+    expect(new Set(tokens.map((t) => t.token)).size).toBe(30);
+    // Drawn together, still 256 bits each: no two of many share a token or a byte string.
+    const many = newTokens(1000);
+    expect(new Set(many).size).toBe(1000);
+    for (const token of many) expect(Buffer.from(token, 'base64url')).toHaveLength(32);
   });
 
   it('the pages with a token in their address send no Referer, cannot be framed and are not cached', async () => {

@@ -5,7 +5,7 @@ import { jsonParam, rows } from '../db/client.js';
 import { coalesced } from '../db/coalesce.js';
 import { hotStatement } from '../db/hot.js';
 import { AppError } from '../errors.js';
-import { hashToken, isTokenShape, newToken } from '../tokens.js';
+import { hashToken, isTokenShape, newTokens } from '../tokens.js';
 
 /** An email address as a reader types it: trimmed, at most 254 characters, a plausible address. */
 export const emailSchema = z
@@ -50,9 +50,10 @@ export async function subscribe(db: Db, input: SubscribeInput): Promise<void> {
 const recordSubscriptions = coalesced(
   async (db: Db, requests: { email: string; name: string | null }[]): Promise<undefined[]> => {
     const subscribers = new Map<string, { email: string; token: string }>();
-    for (const { email } of requests) {
+    const tokens = newTokens(requests.length);
+    for (const [i, { email }] of requests.entries()) {
       const key = email.toLowerCase();
-      if (!subscribers.has(key)) subscribers.set(key, { email, token: newToken() });
+      if (!subscribers.has(key)) subscribers.set(key, { email, token: tokens[i] as string });
     }
     await recordSubscription(db, {
       subscribers: jsonParam([...subscribers.values()]),
