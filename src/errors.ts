@@ -93,7 +93,9 @@ const unavailableCodes = new Set([
   '57P01',
   '57P02',
   '57P03',
-  '53300',
+  // A statement timeout (statement_timeout, lock_timeout): the database too busy to answer in time.
+  '57014',
+  '55P03',
   '55000',
 ]);
 
@@ -101,7 +103,8 @@ const unavailableCodes = new Set([
 export function isDatabaseUnavailable(error: unknown): boolean {
   for (let e: unknown = error, depth = 0; e && depth < 4; depth++) {
     const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && (unavailableCodes.has(code) || code.startsWith('08'))) return true;
+    // Class 08: connection exceptions; class 53: insufficient resources (too many connections, disk full).
+    if (typeof code === 'string' && (unavailableCodes.has(code) || /^(08|53)/.test(code))) return true;
     // The embedded database says so in words when it has been closed (the process is shutting down).
     if (e instanceof Error && /PGlite is closed/i.test(e.message)) return true;
     e = (e as { cause?: unknown }).cause;

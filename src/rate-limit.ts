@@ -3,7 +3,6 @@ import { sql } from 'drizzle-orm';
 import type { Db } from './db/client.js';
 import { jsonParam, rows } from './db/client.js';
 import { coalesced } from './db/coalesce.js';
-import { hotStatement } from './db/hot.js';
 
 export interface Limit {
   /** A name for what is counted, e.g. `subscribe-ip:203.0.113.9`. Hash anything personal first. */
@@ -32,11 +31,13 @@ type Counted = { key: string; hits: number; retry_after: number };
  * each. If PostgreSQL itself crashes, the last fraction of a second of counts may be lost (never
  * corrupted, never a row of anyone's data): a few attempts more than the limit, once.
  */
-const countBatch = hotStatement<Counted>(
-  (value) => sql`
+const countBatch = (db: Db, payload: string) =>
+  rows<Counted>(
+    db,
+    sql`
     insert into rate_limits (key, window_start, hits)
     select v.key, to_timestamp(floor(extract(epoch from now()) / v.window_seconds) * v.window_seconds), v.hits
-    from json_to_recordset(${value('payload')}::json) as v(key text, window_seconds int, hits int)
+    from json_to_recordset(${payload}::json) as v(key text, window_seconds int, hits int)
     where set_config('synchronous_commit', 'off', true) = 'off'
     order by v.key
     on conflict (key) do update
@@ -44,7 +45,7 @@ const countBatch = hotStatement<Counted>(
                else excluded.hits end,
         window_start = excluded.window_start
     returning key, hits, ceil(extract(epoch from window_start - now()))::int as retry_after`,
-);
+  );
 
 /**
  * Counts requests against their limits, a batch at a time (see coalesced()): under load every request
@@ -61,7 +62,7 @@ const countRequests = coalesced(async (db: Db, requests: Limit[][]): Promise<Lim
       else perKey.set(l.key, { key: l.key, window_seconds: l.windowSeconds, hits: 1 });
     }
   }
-  const counted = await countBatch(db, { payload: jsonParam([...perKey.values()]) });
+  const counted = await countBatch(db, jsonParam([...perKey.values()]));
   // Each key's count before this batch; the batch's requests are then counted one after another.
   const before = new Map<string, { hits: number; retryAfter: number }>();
   for (const row of counted) {

@@ -1,13 +1,11 @@
-import type { AddressInfo } from 'node:net';
-import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from './support/process.js';
 import type { TestService } from './support/service.js';
-import { createTestService, PUBLISHER_TOKEN } from './support/service.js';
+import { createTestService, listenOnFreePort, PUBLISHER_TOKEN } from './support/service.js';
 
 describe('the publisher CLI', () => {
   let s: TestService;
-  let server: ReturnType<typeof serve>;
+  let server: Awaited<ReturnType<typeof listenOnFreePort>> | undefined;
   let api: string;
 
   beforeAll(async () => {
@@ -18,14 +16,12 @@ describe('the publisher CLI', () => {
         select 'cli' || i || '@example.org', 'confirmed', md5(i::text) || 'abcdefghijk'
         from generate_series(1, 30) as i`,
     );
-    await new Promise<void>((resolve) => {
-      server = serve({ fetch: s.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve());
-    });
-    api = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    server = await listenOnFreePort(s);
+    api = server.url;
     s.dispatcher.start();
   });
   afterAll(async () => {
-    await new Promise((resolve) => server?.close(resolve));
+    await server?.close();
     await s?.close();
   });
 

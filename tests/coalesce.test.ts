@@ -17,6 +17,7 @@ function statement() {
     batches.push([...inputs]);
     await sleep(inputs.includes(1000) ? 300 : 5);
     if (inputs.includes(-1)) throw new Error('refused');
+    if (inputs.includes(-2)) throw Object.assign(new Error('connection refused'), { code: 'ECONNREFUSED' });
     return inputs.map((n) => n * 10);
   });
   return { run, batches };
@@ -43,6 +44,19 @@ describe('statements for many requests at once (coalesced)', () => {
       20,
     ]);
     expect(batches).toEqual([[0], [1, -1, 2], [1], [-1], [2]]);
+  });
+
+  it('when the database is away, every input of the batch fails at once, none is tried again alone', async () => {
+    const { run, batches } = statement();
+    const db = aDb();
+    const answers = await Promise.allSettled([0, 1, -2, 2].map((n) => run(db, n)));
+    expect(answers.map((a) => (a.status === 'fulfilled' ? a.value : (a.reason as Error).message))).toEqual([
+      0,
+      'connection refused',
+      'connection refused',
+      'connection refused',
+    ]);
+    expect(batches).toEqual([[0], [1, -2, 2]]);
   });
 
   it('a batch that runs long holds back the calls after it for 20 ms at most, not until it is done', async () => {

@@ -4,7 +4,7 @@ import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
 import type { Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { findEssay, SLUG_SHAPE, sendoutProgress } from '../essays/service.js';
+import { findEssay, resendUnknown, resendView, SLUG_SHAPE, sendoutProgress } from '../essays/service.js';
 import type { SendoutPoint } from './charts.js';
 import { duration, sendoutChart } from './charts.js';
 import { percentDone } from './overview.js';
@@ -58,6 +58,7 @@ interface Failure {
   email: string;
   status: 'failed' | 'unknown';
   attempts: number;
+  resends: number;
   reason: string | null;
   at: string | null;
 }
@@ -65,7 +66,7 @@ interface Failure {
 async function failures(db: Db, essayId: number): Promise<Failure[]> {
   const found = await rows<Failure & { at: Date | string | null }>(
     db,
-    sql`select d.subscriber_id as "subscriberId", s.email, d.status::text as status, d.attempts,
+    sql`select d.subscriber_id as "subscriberId", s.email, d.status::text as status, d.attempts, d.resends,
                d.last_error as reason, d.updated_at as at
         from deliveries d join subscribers s on s.id = d.subscriber_id
         where d.essay_id = ${essayId} and d.status in ('failed', 'unknown')
@@ -83,7 +84,12 @@ async function essayOr404(db: Db, slug: string) {
   return essay;
 }
 
-/** A send-out's page, and its progress as JSON for the page's script. */
+/** `?resent=N` after a resend: how many letters it queued again, for the page to say. */
+function resentNow(query: string | undefined): { count: number } | undefined {
+  return query !== undefined && /^\d{1,9}$/.test(query) ? { count: Number(query) } : undefined;
+}
+
+/** A send-out's page, its progress as JSON for the page's script, and the publisher's resend of unknowns. */
 export function sendoutRoutes(app: Hono<AdminEnv>, deps: Deps): void {
   const db = deps.database.db;
 
@@ -102,6 +108,7 @@ export function sendoutRoutes(app: Hono<AdminEnv>, deps: Deps): void {
     const essay = await essayOr404(db, c.req.param('slug'));
     const sendout = await sendoutProgress(db, essay.id);
     const timeline = await sendoutTimeline(db, essay, sendout.total);
+    const resend = await resendView(db, essay.id);
     return adminPage(c, 'sendout', {
       title: essay.title,
       essay,
@@ -115,6 +122,18 @@ export function sendoutRoutes(app: Hono<AdminEnv>, deps: Deps): void {
       failures: await failures(db, essay.id),
       failures_limit: FAILURES_SHOWN,
       existing: c.req.query('existing') === '1',
+      resend: { ...resend, left: sendout.unknown - resend.resendable },
+      resent_now: resentNow(c.req.query('resent')),
     });
+  });
+
+  // Only when the publisher presses the button (the session's CSRF token and origin are checked for every
+  // dashboard form in routes.ts): the service never resends on its own.
+  app.post('/admin/sendouts/:slug/resend-unknown', async (c) => {
+    const essay = await essayOr404(db, c.req.param('slug'));
+    const resent = await resendUnknown(db, essay.id);
+    deps.log.info({ msg: 'unknown deliveries resent from the dashboard', slug: essay.slug, resent });
+    if (resent > 0) deps.kick?.();
+    return c.redirect(`/admin/sendouts/${encodeURIComponent(essay.slug)}?resent=${resent}`, 303);
   });
 }

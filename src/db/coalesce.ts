@@ -1,3 +1,4 @@
+import { isDatabaseUnavailable } from '../errors.js';
 import type { Db } from './client.js';
 
 /** Inputs given to one batch at most (a batch forms while the last one runs). */
@@ -15,7 +16,7 @@ const MAX_RUNNING = 4;
  * is a batch of one.
  *
  * `run` answers each input, in order. If a batch fails, each of its inputs is tried again alone, so one
- * input that makes the statement fail fails no other. A batch that has run for STUCK_MS with nothing else
+ * input that makes the statement fail fails no other; if it failed because the database is away, they all fail. A batch that has run for STUCK_MS with nothing else
  * moving (an insert that merges an index's pending list can take hundreds of ms) holds back the calls
  * after it no longer: they go in a batch of their own beside it. One queue per database (a cache: what
  * is counted or written lives in the database).
@@ -56,7 +57,9 @@ function createQueue<I, O>(run: (inputs: I[]) => Promise<O[]>): (input: I) => Pr
       const outputs = await run(batch.map((w) => w.input));
       for (const [i, w] of batch.entries()) w.resolve(outputs[i] as O);
     } catch (error) {
-      if (batch.length === 1) batch[0]?.reject(error);
+      // The database away fails every input alike, and at once: tried one by one, the last would wait for
+      // each of the others to time out first.
+      if (batch.length === 1 || isDatabaseUnavailable(error)) for (const w of batch) w.reject(error);
       else for (const w of batch) await runBatch([w]);
     }
   }

@@ -102,8 +102,9 @@ export const essays = pgTable('essays', {
 
 /**
  * The delivery ledger: one row per (essay, subscriber), the database's guarantee of one letter, never more.
- * pending → sending → sent | failed | skipped | unknown (retries go back to pending). `claimed` is only
- * ever seen on rows of dispatchers from before 2026-11: the reaper and a stop still release it.
+ * pending → sending → sent | failed | skipped | unknown (retries go back to pending, and so does `unknown` when
+ * the publisher asks for a resend). `claimed` is only ever seen on rows of dispatchers from before 2026-11:
+ * the reaper and a stop still release it.
  */
 export const deliveryStatus = pgEnum('delivery_status', [
   'pending',
@@ -131,6 +132,12 @@ export const deliveries = pgTable(
     leaseUntil: ts('lease_until'),
     lastError: text('last_error'),
     updatedAt: ts('updated_at'),
+    /**
+     * How many times the publisher had this delivery sent again after its outcome was `unknown`, and when
+     * last: never by the service on its own (src/essays/service.ts resendUnknown).
+     */
+    resends: integer('resends').notNull().default(0),
+    resentAt: ts('resent_at'),
   },
   (t) => [
     primaryKey({ name: 'deliveries_pkey', columns: [t.essayId, t.subscriberId] }),

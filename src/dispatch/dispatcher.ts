@@ -1,25 +1,18 @@
 import { randomUUID } from 'node:crypto';
-import { sql } from 'drizzle-orm';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
-import { rows } from '../db/client.js';
 import type { Logger } from '../log.js';
 import { describeError } from '../log.js';
 import type { Mailer, SendOutcome } from '../mail/mailer.js';
-import type { EssayForEmail, EssayLetters } from '../mail/messages.js';
-import { confirmationEmail, essayLetters } from '../mail/messages.js';
+import { confirmationEmail } from '../mail/messages.js';
 import type { Renderer } from '../mail/render.js';
 import { claimConfirmations, confirmationNotSent, issueConfirmation } from './confirmations.js';
+import { createHandout } from './handout.js';
+import { createLetterCache } from './letters.js';
 import type { DeliveryKey, DeliveryResult, SendingDelivery } from './queries.js';
-import {
-  claimForSending,
-  markBounced,
-  reapExpiredLeases,
-  recordResults,
-  releaseClaims,
-  renewLeases,
-} from './queries.js';
+import { reapExpiredLeases, releaseClaims, renewLeases } from './queries.js';
 import { createRateLimiter } from './rate.js';
+import { createRecorder } from './recorder.js';
 
 export type DispatcherConfig = Pick<
   Config,
@@ -65,25 +58,15 @@ const MAX_RETRY_MS = 6 * 3_600_000;
  * between rounds) never wait long behind a send-out, however slow SEND_RATE makes it.
  */
 const ROUND_MS = 1000;
-/** Essays whose letters a dispatcher keeps ready: memory stays flat however many essays it sends. */
-const MAX_ESSAYS_KEPT = 8;
 
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { db, mailer, renderer, config, log } = deps;
   const id = randomUUID();
+  /** Letters in SMTP's hands at once: what a crash can leave `unknown`, with the results not yet recorded. */
   const concurrency = Math.max(1, Math.min(config.sendConcurrency, mailer.concurrency));
-  /**
-   * Deliveries claimed `sending` at once, as they go out. Two groups at most are in hand (one sent, the next
-   * claimed), so a crash leaves at most twice this many unknown.
-   */
-  const groupSize = Math.max(10, Math.min(50, concurrency * 2));
   const limiter = createRateLimiter(config.sendRate);
-  /** Each essay's letters, built from templates rendered once per send-out. */
-  const letters = new Map<number, Promise<EssayLetters>>();
-  /** Results that could not be recorded yet (database away): kept and retried, never dropped. */
-  const unrecorded: DeliveryResult[] = [];
-  /** Subscribers whose address was refused for good, to mark bounced with the next results. */
-  const bounced = new Set<number>();
+  const lettersFor = createLetterCache(db, config, renderer);
+  const recorder = createRecorder(db, id);
 
   let stopping = false;
   let loop: Promise<void> | undefined;
@@ -141,26 +124,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     return claimed.length;
   }
 
-  function lettersFor(essayId: number): Promise<EssayLetters> {
-    let found = letters.get(essayId);
-    if (!found) {
-      found = rows<EssayForEmail>(
-        db,
-        sql`select id, slug, title, url, summary from essays where id = ${essayId}`,
-      ).then(([essay]) => {
-        if (!essay) throw new Error(`essay ${essayId} not found`);
-        return essayLetters(config, renderer, essay);
-      });
-      found.catch(() => letters.delete(essayId));
-      letters.set(essayId, found);
-      // Kept for the send-outs under way, not for every essay this process ever sent: the oldest goes
-      // (built again, should its send-out still have retries to come).
-      if (letters.size > MAX_ESSAYS_KEPT) letters.delete(letters.keys().next().value as number);
-    }
-    return found;
-  }
-
-  async function sendOne(delivery: SendingDelivery, attempts: number): Promise<DeliveryResult> {
+  /** Sends one letter handed over by the ledger and says what to record. */
+  async function sendOne(delivery: SendingDelivery): Promise<{ result: DeliveryResult; bounce: boolean }> {
     let outcome: SendOutcome;
     try {
       const letters = await lettersFor(delivery.essayId);
@@ -172,135 +137,74 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       outcome = { status: 'temporary', error: String(describeError(error).error) };
     }
     const key = { essayId: delivery.essayId, subscriberId: delivery.subscriberId };
+    const result = (status: DeliveryResult['status'], error: string | null, retryMs = 0) => ({
+      result: { ...key, status, error, retryMs },
+      bounce: outcome.status === 'permanent' && outcome.bounce,
+    });
     switch (outcome.status) {
       case 'sent':
-        return { ...key, status: 'sent', error: null, retryMs: 0 };
+        return result('sent', null);
       case 'unknown':
-        return { ...key, status: 'unknown', error: outcome.error, retryMs: 0 };
+        return result('unknown', outcome.error);
       case 'permanent':
-        if (outcome.bounce) bounced.add(delivery.subscriberId);
-        return { ...key, status: 'failed', error: outcome.error, retryMs: 0 };
+        return result('failed', outcome.error);
       case 'temporary':
-        if (attempts >= config.maxAttempts) {
-          return {
-            ...key,
-            status: 'failed',
-            error: `gave up after ${attempts} attempts: ${outcome.error}`,
-            retryMs: 0,
-          };
-        }
-        return { ...key, status: 'pending', error: outcome.error, retryMs: backoff(attempts) };
-    }
-  }
-
-  /** Records results; if the database is away, keeps them to record later. */
-  async function record(results: DeliveryResult[]): Promise<void> {
-    unrecorded.push(...results);
-    if (unrecorded.length === 0 && bounced.size === 0) return;
-    const batch = unrecorded.splice(0);
-    const bouncedIds = [...bounced];
-    try {
-      await recordResults(db, id, batch);
-      if (bouncedIds.length) {
-        await markBounced(db, bouncedIds);
-        for (const b of bouncedIds) bounced.delete(b);
-      }
-    } catch (error) {
-      unrecorded.unshift(...batch);
-      throw error;
+        if (delivery.attempts >= config.maxAttempts)
+          return result('failed', `gave up after ${delivery.attempts} attempts: ${outcome.error}`);
+        return result('pending', outcome.error, backoff(delivery.attempts));
     }
   }
 
   /**
-   * One round: claims up to a batch of deliveries, a small group at a time, and sends them. The next group is
-   * claimed while this one is sent, so no worker waits for the database between groups.
+   * One round: up to DISPATCH_BATCH_SIZE deliveries (or a second), each handed over by the ledger when a
+   * sender is ready to start its SMTP transaction, never before (see createHandout).
    */
   async function sendDeliveries(): Promise<number> {
     // A failed round may have left claims whose answer never came: none reached SMTP, and every result of
     // that round is recorded by now (runOnce records first), so they go back to pending.
-    if (strayClaims && unrecorded.length === 0) await releaseClaims(db, id);
+    if (strayClaims && recorder.unrecorded === 0) await releaseClaims(db, id);
     strayClaims = true;
-    let taken = 0;
-    const roundEnds = Date.now() + ROUND_MS;
-    let exhausted = false;
-    /** The claim started from the front of the ledger: finding nothing there means there is nothing. */
-    let fromFront = cursor === undefined;
-    const ready: SendingDelivery[] = [];
-    let claiming: Promise<void> | undefined;
-    const results: DeliveryResult[] = [];
-    const recording: Promise<void>[] = [];
-    /** A failed claim (database away) stops the round; what was claimed before it is still sent. */
-    let claimFailure: { error: unknown } | undefined;
-
-    const claimNextGroup = () => {
-      claiming ??= (async () => {
-        let claim = await claimForSending(db, id, groupSize, config.leaseMs, cursor);
-        if (claim.taken === 0 && !fromFront) {
-          // The end of the ledger: retries and released claims wait at its front.
-          cursor = undefined;
-          fromFront = true;
-          claim = await claimForSending(db, id, groupSize, config.leaseMs);
-        }
-        if (claim.taken === 0) {
-          exhausted = true;
+    const handout = createHandout({
+      db,
+      me: id,
+      leaseMs: config.leaseMs,
+      limit: config.batchSize,
+      endsAt: Date.now() + ROUND_MS,
+      cursor,
+      senders: concurrency,
+      recorder,
+      stopping: () => stopping,
+    });
+    /** The mail server could not be reached: senders take no letter while it is so. */
+    let unreachable: { error: unknown } | undefined;
+    const sender = async () => {
+      for (;;) {
+        // What a letter may wait for comes before the hand-over (the rate, a connection to the mail
+        // server), so that a letter handed over starts its SMTP transaction at once.
+        await limiter.take();
+        try {
+          await mailer.ready?.();
+        } catch (error) {
+          unreachable ??= { error };
           return;
         }
-        taken += claim.taken;
-        cursor = claim.last;
-        ready.push(...claim.sending);
-      })()
-        .catch((error) => {
-          claimFailure ??= { error };
-        })
-        .finally(() => {
-          claiming = undefined;
-        });
-      return claiming;
-    };
-
-    const take = async () => {
-      for (;;) {
-        const delivery = ready.shift();
-        const more =
-          !claimFailure && !stopping && !exhausted && taken < config.batchSize && Date.now() < roundEnds;
-        // The next group is claimed while a whole group is still to send, so that a slow claim (the
-        // database busy) doesn't leave the connections waiting. Two groups at most are in hand.
-        if (more && ready.length < groupSize) void claimNextGroup();
-        // What is claimed `sending` is sent, even after a failure: left behind, it would stay `sending`.
-        if (delivery) return delivery;
-        if (claiming) await claiming;
-        else if (claimFailure) throw claimFailure.error;
-        else if (!more) return undefined;
+        const delivery = await handout.next();
+        if (!delivery) return;
+        const { result, bounce } = await sendOne(delivery);
+        handout.settled(result, bounce);
       }
     };
-
-    // Checked once every worker is done; handled at once so a failure (database away) can't crash the process.
-    const recordNow = () => {
-      const recorded = record(results.splice(0));
-      recorded.catch(() => {});
-      recording.push(recorded);
-    };
-
-    const worker = async () => {
-      for (let delivery = await take(); delivery; delivery = await take()) {
-        await limiter.take();
-        results.push(await sendOne(delivery, delivery.attempts));
-        if (results.length >= groupSize) recordNow();
-      }
-    };
-
-    // Every worker finishes the send it is in before the results are recorded, even when another one failed:
-    // a result left behind would keep its delivery `sending` (and its lease renewed) for good.
-    const workers = await Promise.allSettled(Array.from({ length: concurrency }, worker));
-    recordNow();
-    const recorded = await Promise.allSettled(recording);
-    for (const r of [...workers, ...recorded]) if (r.status === 'rejected') throw r.reason;
+    await Promise.all(Array.from({ length: concurrency }, sender));
+    cursor = handout.cursor;
+    await recorder.flush();
+    if (handout.failure) throw handout.failure.error;
     strayClaims = false;
-    return taken;
+    if (unreachable && handout.taken === 0) throw unreachable.error;
+    return handout.taken;
   }
 
   async function runOnce(): Promise<number> {
-    if (unrecorded.length || bounced.size) await record([]);
+    await recorder.flush();
     await reap();
     const confirmations = await sendConfirmations();
     const deliveries = stopping ? 0 : await sendDeliveries();
@@ -364,7 +268,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       loop = undefined;
       if (renewTimer) clearInterval(renewTimer);
       try {
-        await record([]);
+        await recorder.flush();
         await releaseClaims(db, id);
       } catch (error) {
         log.error({ msg: 'could not record the last results at stop', ...describeError(error) });

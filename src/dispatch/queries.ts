@@ -39,11 +39,12 @@ export interface Claim {
 }
 
 /**
- * Claims up to `limit` due deliveries for this dispatcher straight into `sending`, in ledger order after
- * `after` (from the front without it), skipping rows another dispatcher holds. The claim is the statement
- * that hands a delivery to SMTP, so it also checks the subscriber: one no longer confirmed gets `skipped`.
- * A small `limit` bounds what a crash can leave `unknown`. One update per delivery before its result, where
- * claiming a batch and then marking each group `sending` made two: a fifth of PostgreSQL's work per letter.
+ * Hands up to `limit` due deliveries to this dispatcher's senders, straight into `sending`, in ledger order
+ * after `after` (from the front without it), skipping rows another dispatcher holds. This is the statement
+ * that hands a letter to SMTP, so it checks the subscriber here: one no longer confirmed gets `skipped`.
+ * An unsubscribe that this check may miss (its statement began before the unsubscribe committed) is caught
+ * by stopLetters, which waits for the row this statement locks. `results` (of letters this dispatcher sent)
+ * are recorded in the same statement.
  */
 export async function claimForSending(
   db: Db,
@@ -51,31 +52,37 @@ export async function claimForSending(
   limit: number,
   leaseMs: number,
   after?: DeliveryKey,
+  results: DeliveryResult[] = [],
 ): Promise<Claim> {
   const from = after
-    ? sql`and (essay_id, subscriber_id) > (${after.essayId}::int, ${after.subscriberId}::int)`
+    ? sql`and (d.essay_id, d.subscriber_id) > (${after.essayId}::int, ${after.subscriberId}::int)`
     : sql``;
+  // The results of the letters just sent are recorded by the same statement (one commit for both). It can't
+  // touch a row the claim takes: those are `pending` in the statement's snapshot, and results are on `sending`.
   const taken = await rows<SendingDelivery & { status: string }>(
     db,
     sql`
-      with picked as (
-        select essay_id, subscriber_id from deliveries
-        where status = 'pending' and (not_before is null or not_before <= now()) ${from}
-        order by essay_id, subscriber_id
+      with ${recorded(me, results)},
+      picked as (
+        select d.essay_id, d.subscriber_id, s.status = 'confirmed' as confirmed, s.status::text as subscriber,
+               s.email, s.name, s.unsubscribe_token
+        from deliveries d join subscribers s on s.id = d.subscriber_id
+        where d.status = 'pending' and (d.not_before is null or d.not_before <= now()) ${from}
+        order by d.essay_id, d.subscriber_id
         limit ${limit}
-        for update skip locked
+        for update of d skip locked
       )
       update deliveries d
-      set status = (case when s.status = 'confirmed' then 'sending' else 'skipped' end)::delivery_status,
-          attempts = d.attempts + (case when s.status = 'confirmed' then 1 else 0 end),
-          last_error = case when s.status = 'confirmed' then d.last_error else 'subscriber ' || s.status end,
+      set status = (case when picked.confirmed then 'sending' else 'skipped' end)::delivery_status,
+          attempts = d.attempts + (case when picked.confirmed then 1 else 0 end),
+          last_error = case when picked.confirmed then d.last_error else 'subscriber ' || picked.subscriber end,
           claimed_by = ${me},
-          lease_until = case when s.status = 'confirmed' then now() + ${ms(leaseMs)} end,
+          lease_until = case when picked.confirmed then now() + ${ms(leaseMs)} end,
           updated_at = now()
-      from picked, subscribers s
-      where d.essay_id = picked.essay_id and d.subscriber_id = picked.subscriber_id and s.id = d.subscriber_id
+      from picked
+      where d.essay_id = picked.essay_id and d.subscriber_id = picked.subscriber_id
       returning d.essay_id as "essayId", d.subscriber_id as "subscriberId", d.status::text as status,
-                d.attempts, s.email, s.name, s.unsubscribe_token as "unsubscribeToken"`,
+                d.attempts, picked.email, picked.name, picked.unsubscribe_token as "unsubscribeToken"`,
   );
   let last: DeliveryKey | undefined;
   const sending: SendingDelivery[] = [];
@@ -101,9 +108,11 @@ export async function claimForSending(
   return { sending, taken: taken.length, last };
 }
 
-/** Records SMTP outcomes in one statement. A late result still lands on a delivery the reaper marked unknown. */
-export async function recordResults(db: Db, me: string, results: DeliveryResult[]): Promise<void> {
-  if (results.length === 0) return;
+/**
+ * The statement part that records SMTP outcomes, as a CTE named `recorded`. A late result still lands on a
+ * delivery the reaper marked unknown.
+ */
+function recorded(me: string, results: DeliveryResult[]) {
   const payload = JSON.stringify(
     results.map((r) => ({
       essay_id: r.essayId,
@@ -113,11 +122,7 @@ export async function recordResults(db: Db, me: string, results: DeliveryResult[
       retry_ms: Math.round(r.retryMs),
     })),
   );
-  await db.execute(sql`
-    with v as (
-      select * from json_to_recordset(${payload}::json)
-        as v(essay_id int, subscriber_id int, status text, error text, retry_ms int)
-    )
+  return sql`recorded as (
     update deliveries d
     set status = v.status::delivery_status,
         last_error = v.error,
@@ -125,9 +130,18 @@ export async function recordResults(db: Db, me: string, results: DeliveryResult[
         claimed_by = case when v.status = 'pending' then null else d.claimed_by end,
         lease_until = null,
         updated_at = now()
-    from v
+    from json_to_recordset(${payload}::json)
+      as v(essay_id int, subscriber_id int, status text, error text, retry_ms int)
     where d.essay_id = v.essay_id and d.subscriber_id = v.subscriber_id
-      and d.claimed_by = ${me} and d.status in ('sending', 'unknown')`);
+      and d.claimed_by = ${me} and d.status in ('sending', 'unknown')
+    returning 1
+  )`;
+}
+
+/** Records SMTP outcomes in one statement. */
+export async function recordResults(db: Db, me: string, results: DeliveryResult[]): Promise<void> {
+  if (results.length === 0) return;
+  await db.execute(sql`with ${recorded(me, results)} select count(*) from recorded`);
 }
 
 /** Marks subscribers whose address the server refused for good: they get no more essays. */
@@ -186,4 +200,50 @@ export async function releaseClaims(db: Db, me: string): Promise<number> {
         returning 1`,
   );
   return released.length;
+}
+
+/** How often an unsubscribe looks again for a letter of its subscriber still on its way to SMTP. */
+const UNDER_WAY_POLL_MS = 5;
+/**
+ * An unsubscribe waits this long at most. A letter is `sending` from the statement that hands it over until
+ * its result is recorded, a few milliseconds as a rule; one `sending` longer than this has long begun its
+ * SMTP transaction (the sender starts it as soon as the row is handed over), and it is only its end that
+ * is awaited.
+ */
+const UNDER_WAY_MAX_MS = 10_000;
+
+/**
+ * Stops the letters to these subscribers that SMTP doesn't have yet, once their status has left `confirmed`
+ * (unsubscribe, erasure, complaint, bounce) and before that is answered. Resolves when none can start later:
+ *
+ * 1. Their `pending` deliveries become `skipped`. This update waits for a hand-over under way that locked
+ *    one of those rows (claimForSending, whose check of the status may have read it before the change), so
+ *    every hand-over is either over, its letters `sending`, or finds the rows no longer pending.
+ * 2. It waits until none of their deliveries is `sending` with a live claim: a letter handed over before the
+ *    change is about to start its SMTP transaction, or has; waiting for its result means none starts after
+ *    the answer. A dead dispatcher's claims (lease expired) never reach SMTP and are not waited for.
+ *
+ * The ledger has no index on subscriber alone (it would slow every send-out's fan-out): rows are found by
+ * primary key, one essay at a time, and in the small index of rows in flight.
+ */
+export async function stopLetters(db: Db, subscriberIds: number[]): Promise<void> {
+  if (subscriberIds.length === 0) return;
+  const ids = sql`(select value::int as id from json_array_elements_text(${JSON.stringify(subscriberIds)}::json))`;
+  await db.execute(sql`
+    update deliveries d
+    set status = 'skipped', last_error = 'subscriber ' || s.status::text, updated_at = now()
+    from essays e, ${ids} x, subscribers s
+    where d.essay_id = e.id and d.subscriber_id = x.id and s.id = x.id and d.status = 'pending'`);
+  const deadline = Date.now() + UNDER_WAY_MAX_MS;
+  for (;;) {
+    const [underWay] = await rows(
+      db,
+      sql`select 1 from deliveries
+          where status in ('claimed', 'sending') and status = 'sending' and lease_until > now()
+            and subscriber_id in (select id from ${ids} x)
+          limit 1`,
+    );
+    if (!underWay || Date.now() >= deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, UNDER_WAY_POLL_MS));
+  }
 }

@@ -4,7 +4,14 @@ import { ConfigError, parseConfig } from '../config.js';
 import { openDatabase } from '../db/open.js';
 import { doctorCommand } from '../doctor/cli.js';
 import type { EssayInput, SendoutView } from '../essays/service.js';
-import { essayInput, findEssay, publish, sendoutProgress } from '../essays/service.js';
+import {
+  essayInput,
+  findEssay,
+  publish,
+  resendUnknown,
+  SLUG_SHAPE,
+  sendoutProgress,
+} from '../essays/service.js';
 import { feedCommand } from '../feed/cli.js';
 import { describeError } from '../log.js';
 import { subscribersCommand } from '../subscribers/cli.js';
@@ -19,22 +26,37 @@ Publishes an essay and shows its send-out until every delivery is done.
               a running dispatcher (npm start or npm run worker) sends it
   --no-wait   return once the essay is recorded
 
+  npm run cli -- resend-unknown <slug> [--api URL | --db] [--no-wait]
+
+Sends the essay's letters whose outcome is unknown again (the mail server may have taken them without
+saying so): some of those readers may get it twice. Never done unless you ask; the same options as publish.
+
 Also: npm run cli -- subscribers export|import|erase …, npm run cli -- stats, npm run doctor (each with --help)`;
 
-/** What the CLI needs from wherever it publishes: publish once, then ask for progress. */
+/** What the CLI needs from wherever it publishes: publish once, or resend unknowns, then ask for progress. */
 interface Publisher {
   publish(input: EssayInput): Promise<{ created: boolean; sendout: SendoutView }>;
+  resendUnknown(slug: string): Promise<{ resent: number; sendout: SendoutView }>;
   progress(slug: string): Promise<SendoutView>;
   close(): Promise<void>;
 }
 
 class UsageError extends Error {}
 
+/** How the commands that start a send-out reach the service, and whether they follow it to the end. */
+const SENDOUT_OPTIONS = {
+  api: { type: 'string' },
+  db: { type: 'boolean', default: false },
+  'no-wait': { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const;
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   if (command === 'feed') return feedCommand(rest);
   if (command === 'doctor') return doctorCommand(rest);
   if (command === 'subscribers' || command === 'stats') return subscribersCommand(command, rest);
+  if (command === 'resend-unknown') return resendUnknownCommand(rest);
   if (command !== 'publish') throw new UsageError(`Unknown command "${command ?? ''}".`);
   const { values, positionals } = parseArgs({
     args: rest,
@@ -43,10 +65,7 @@ async function main(argv: string[]): Promise<number> {
       title: { type: 'string' },
       url: { type: 'string' },
       summary: { type: 'string' },
-      api: { type: 'string' },
-      db: { type: 'boolean', default: false },
-      'no-wait': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
+      ...SENDOUT_OPTIONS,
     },
   });
   if (values.help) {
@@ -82,6 +101,38 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** `resend-unknown <slug>`: the publisher's explicit choice to send the essay's unknown letters again. */
+async function resendUnknownCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: SENDOUT_OPTIONS,
+  });
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const slug = positionals[0];
+  if (!slug || positionals.length > 1) throw new UsageError('Name one essay by its slug.');
+  if (!SLUG_SHAPE.test(slug)) throw new UsageError(`"${slug.slice(0, 200)}" is not a slug.`);
+  const config = parseConfig(process.env);
+  const publisher = values.db ? await databasePublisher(config) : apiPublisher(config, values.api);
+  try {
+    const { resent, sendout } = await publisher.resendUnknown(slug);
+    process.stdout.write(
+      resent === 0
+        ? `No letter of "${slug}" is waiting with an unknown outcome: nothing was resent.\n`
+        : `Resending ${resent} letter${resent === 1 ? '' : 's'} of "${slug}" whose outcome was unknown (same Message-ID; some readers may get it twice).\n`,
+    );
+    const final =
+      values['no-wait'] || resent === 0 ? sendout : await follow(() => publisher.progress(slug), sendout);
+    process.stdout.write(`${summary(final)}\n`);
+    return 0;
+  } finally {
+    await publisher.close();
+  }
+}
+
 function apiPublisher(config: Config, api: string | undefined): Publisher {
   const base = (api ?? process.env.ONELETTER_API_URL ?? config.publicUrl).replace(/\/+$/, '');
   if (!process.env.PUBLISHER_TOKEN) {
@@ -98,16 +149,22 @@ function apiPublisher(config: Config, api: string | undefined): Publisher {
     });
     const body = (await res.json().catch(() => ({}))) as {
       sendout?: SendoutView;
+      resent?: number;
       error?: { message?: string };
     };
     if (!res.ok || !body.sendout)
       throw new Error(`${res.status}: ${body.error?.message ?? 'unexpected answer'}`);
-    return { status: res.status, sendout: body.sendout };
+    return { status: res.status, body, sendout: body.sendout };
   };
   return {
     async publish(input) {
       const { status, sendout } = await call('/api/essays', { method: 'POST', body: JSON.stringify(input) });
       return { created: status === 202, sendout };
+    },
+    async resendUnknown(slug) {
+      const path = `/api/essays/${encodeURIComponent(slug)}/resend-unknown`;
+      const { body, sendout } = await call(path, { method: 'POST' });
+      return { resent: Number(body.resent ?? 0), sendout };
     },
     progress: async (slug) => (await call(`/api/essays/${encodeURIComponent(slug)}`)).sendout,
     close: async () => {},
@@ -120,6 +177,12 @@ async function databasePublisher(config: Config): Promise<Publisher> {
     async publish(input) {
       const { essay, created } = await publish(database.db, input);
       return { created, sendout: await sendoutProgress(database.db, essay.id) };
+    },
+    async resendUnknown(slug) {
+      const essay = await findEssay(database.db, slug);
+      if (!essay) throw new Error(`No essay has the slug "${slug}".`);
+      const resent = await resendUnknown(database.db, essay.id);
+      return { resent, sendout: await sendoutProgress(database.db, essay.id) };
     },
     async progress(slug) {
       const essay = await findEssay(database.db, slug);
@@ -167,8 +230,9 @@ main(process.argv.slice(2)).then(
       process.stderr.write(`${error.message}\n\n${USAGE}\n`);
       process.exit(2);
     }
+    const doing = process.argv[2] === 'resend-unknown' ? 'Resending' : 'Publishing';
     const message =
-      error instanceof ConfigError ? error.message : `Publishing failed: ${describeError(error).error}`;
+      error instanceof ConfigError ? error.message : `${doing} failed: ${describeError(error).error}`;
     process.stderr.write(`${message}\n`);
     process.exit(1);
   },

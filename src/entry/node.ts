@@ -155,12 +155,14 @@ async function main(argv: string[]): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-// A failure nobody awaited must not print raw SQL parameters (addresses, tokens) on its way out.
+// A promise nobody awaited that failed: logged (without raw SQL parameters: addresses, tokens), and the
+// process carries on. Every piece of work that matters awaits its own promises and retries; what is left
+// unawaited is a driver's own (postgres.js on a cut connection), and a send-out must not stop for it: what
+// was done is in the database, and the dispatcher's next round goes on from there.
 process.on('unhandledRejection', (error) => {
   process.stderr.write(
-    `${JSON.stringify({ level: 'error', msg: 'unhandled failure', ...describeError(error) })}\n`,
+    `${JSON.stringify({ level: 'error', msg: 'unhandled failure; carrying on', ...describeError(error) })}\n`,
   );
-  process.exit(1);
 });
 process.on('uncaughtException', (error) => {
   process.stderr.write(

@@ -140,3 +140,44 @@ export async function sendoutProgress(db: Db, essayId: number): Promise<SendoutV
     unknown,
   };
 }
+
+/** A send-out's `unknown` deliveries as the resend choice sees them. */
+export interface ResendView {
+  /** Unknown deliveries whose subscriber is still confirmed: what a resend would send again. */
+  resendable: number;
+  /** Deliveries the publisher has had sent again, whatever became of them since. */
+  resent: number;
+}
+
+/** What a resend of the essay's `unknown` deliveries would send, and how many were resent before. */
+export async function resendView(db: Db, essayId: number): Promise<ResendView> {
+  const [counts] = await rows<{ resendable: number; resent: number }>(
+    db,
+    sql`select count(*) filter (where d.status = 'unknown' and s.status = 'confirmed')::int as resendable,
+               count(*) filter (where d.resends > 0)::int as resent
+        from deliveries d join subscribers s on s.id = d.subscriber_id
+        where d.essay_id = ${essayId} and (d.status = 'unknown' or d.resends > 0)`,
+  );
+  return { resendable: Number(counts?.resendable ?? 0), resent: Number(counts?.resent ?? 0) };
+}
+
+/**
+ * Sends the essay's `unknown` deliveries again, on the publisher's word only (some of those readers may
+ * get the essay twice): each goes back to pending for the dispatchers, which build the same letter with the
+ * same Message-ID (essayMessageKey: essay and subscriber), and the ledger counts the resend. Subscribers no longer confirmed, and erased ones, are left as they are.
+ * Returns how many were queued: none when nothing is unknown.
+ */
+export async function resendUnknown(db: Db, essayId: number): Promise<number> {
+  const resent = await affected(
+    db,
+    sql`update deliveries d
+        set status = 'pending', not_before = null, claimed_by = null, lease_until = null, last_error = null,
+            resends = d.resends + 1, resent_at = now(), updated_at = now()
+        from subscribers s
+        where d.essay_id = ${essayId} and d.status = 'unknown'
+          and s.id = d.subscriber_id and s.status = 'confirmed'`,
+  );
+  // As after publishing: dispatchers in other processes start now rather than at their next poll.
+  if (resent > 0) await announceWork(db).catch(() => {});
+  return resent;
+}

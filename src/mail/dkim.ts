@@ -42,7 +42,6 @@ export function createDkimSigner(options: DkimOptions): DkimSigner {
   return async (email) => {
     const chunks: Buffer[] = [];
     for await (const chunk of dkim.sign(email.raw)) chunks.push(Buffer.from(chunk));
-    // A new message: what was known of the old one's lines (dataSafe) is not carried over.
     return {
       envelope: email.envelope,
       raw: Buffer.concat(chunks),

@@ -18,11 +18,6 @@ export interface RawEmail {
   messageId?: string;
   /** For logs. */
   subject: string;
-  /**
-   * True when `raw` is already as SMTP's DATA carries it: CRLF line ends only, and no line starting with a
-   * dot. Set by whoever assembled it and knows; SMTP then sends it without looking for either.
-   */
-  dataSafe?: boolean;
 }
 
 /**
@@ -45,6 +40,12 @@ export interface Mailer {
   readonly concurrency: number;
   /** True when the transport composes messages itself and so takes only OutgoingEmail, never RawEmail. */
   readonly structuredOnly?: boolean;
+  /**
+   * Resolves when a send could start its transaction at once (SMTP: a connection is open and idle), and
+   * rejects when it can't (the server unreachable). The dispatcher waits for it before it takes a letter
+   * from the ledger, so that a letter is handed over only to a transport ready to start sending it.
+   */
+  ready?(): Promise<void>;
   send(email: OutgoingEmail | RawEmail): Promise<SendOutcome>;
   close(): Promise<void>;
 }

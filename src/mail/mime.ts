@@ -37,12 +37,6 @@ export interface LetterTemplate {
 type Piece = Buffer | { line: string };
 
 /**
- * A CR or LF not in a CRLF pair, or a line starting with a dot: what SMTP's DATA would have to change
- * (RFC 5321 4.5.2). Every text here may start a line, so a leading dot counts too.
- */
-const NOT_DATA_SAFE = /\r(?!\n)|(?<!\r)\n|\n\.|^\./;
-
-/**
  * Compiles a rendered letter (subject, text, HTML, possibly holding markers) and its fixed headers into a
  * template. The parts are quoted-printable UTF-8, so any text goes through any server (no 8BITMIME needed)
  * and no line is longer than 76 characters.
@@ -84,7 +78,6 @@ export function compileLetter(
   // The fixed text, as bytes once: a letter is then a copy of these around the few bytes it varies by.
   const fixed = [head, middle, tail].map((part) => Buffer.from(part, 'utf8'));
   const [headBytes, middleBytes, tailBytes] = fixed as [Buffer, Buffer, Buffer];
-  const fixedDataSafe = [head, middle, tail, ...[...text, ...html].map(fixedText)].every(dataSafe);
 
   return {
     build({ to, messageId, headers, values }) {
@@ -103,18 +96,9 @@ export function compileLetter(
         raw: Buffer.concat(parts),
         messageId,
         subject: rendered.subject,
-        dataSafe: fixedDataSafe && varying.every(dataSafe),
       };
     },
   };
-}
-
-function dataSafe(text: string): boolean {
-  return !NOT_DATA_SAFE.test(text);
-}
-
-function fixedText(piece: Piece): string {
-  return Buffer.isBuffer(piece) ? piece.toString('utf8') : '';
 }
 
 /** A body as encoded lines; lines holding a marker stay raw, to be encoded per letter. */

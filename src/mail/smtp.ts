@@ -1,4 +1,4 @@
-import type { Readable, Writable } from 'node:stream';
+import { Readable } from 'node:stream';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { DkimSigner } from './dkim.js';
@@ -93,6 +93,19 @@ export function createSmtpMailer(options: SmtpOptions): Mailer {
     });
   }
 
+  /** Opens a connection into the pool unless one is idle, or all are open (one will come back idle). */
+  async function ready(): Promise<void> {
+    if (idle.some((c) => c.alive) || all.size + opening >= max) return;
+    opening++;
+    try {
+      const pooled = await open();
+      all.add(pooled);
+      release(pooled, true, false);
+    } finally {
+      opening--;
+    }
+  }
+
   async function acquire(): Promise<PooledConnection> {
     for (;;) {
       const ready = idle.pop();
@@ -113,8 +126,8 @@ export function createSmtpMailer(options: SmtpOptions): Mailer {
     }
   }
 
-  function release(pooled: PooledConnection, healthy: boolean): void {
-    pooled.sent++;
+  function release(pooled: PooledConnection, healthy: boolean, used = true): void {
+    if (used) pooled.sent++;
     if (!healthy || !pooled.alive || closed || pooled.sent >= MESSAGES_PER_CONNECTION) {
       pooled.alive = false;
       all.delete(pooled);
@@ -145,10 +158,8 @@ export function createSmtpMailer(options: SmtpOptions): Mailer {
         finish(Object.assign(new Error('Connection closed unexpectedly'), { code: 'ECONNECTION' }));
       smtp.once('error', finish);
       smtp.once('end', onEnd);
-      smtp.send(
-        { from: email.envelope.from, to: [email.envelope.to] },
-        bodySource(email, probe, (smtp as unknown as { _socket?: Writable })._socket),
-        (error) => finish(error),
+      smtp.send({ from: email.envelope.from, to: [email.envelope.to] }, bodySource(email, probe), (error) =>
+        finish(error),
       );
     });
   }
@@ -156,6 +167,7 @@ export function createSmtpMailer(options: SmtpOptions): Mailer {
   return {
     description: `SMTP server ${url.hostname}:${port} (${max} connections)`,
     concurrency: max,
+    ready,
     async send(email: OutgoingEmail | RawEmail): Promise<SendOutcome> {
       const probe: DeliveryProbe = { started: false };
       let pooled: PooledConnection | undefined;
@@ -185,64 +197,17 @@ export function createSmtpMailer(options: SmtpOptions): Mailer {
 }
 
 /**
- * A message that tells when SMTPConnection starts sending it (the server had said 354). SMTPConnection
- * pipes anything with a pipe() method into its dot-stuffing stream once DATA is accepted; this one
- * writes the whole message at once. A Readable would do the same with a stream, a pipe and their
- * listeners set up for every message, and cost a tenth of a dispatcher's CPU time per message.
+ * The message as a stream that tells when SMTPConnection starts reading it: it reads the message only after
+ * the server said 354 to DATA, so from then on, if the connection breaks, the server may have it all.
  */
-function bodySource(email: RawEmail, probe: DeliveryProbe, socket: Writable | undefined): Readable {
-  const raw = email.raw;
-  const source = {
-    pipe(target: Writable): Writable {
+function bodySource(email: RawEmail, probe: DeliveryProbe): Readable {
+  return new Readable({
+    read() {
       probe.started = true;
-      // The body and the final dot leave the dot-stuffing stream one tick apart: with the connection's
-      // socket corked until the tick after, they go out in one write instead of two. (nodemailer keeps
-      // its socket private; without it, nothing is corked and nothing else changes.)
-      socket?.cork();
-      const wire = socket && onTheWire(raw, email.dataSafe);
-      if (socket && wire) {
-        // Already as DATA carries it: straight to the socket, and the stream adds only the final
-        // CRLF.CRLF. Its byte-by-byte scan was the largest part of a dispatcher's own work per letter.
-        socket.write(wire);
-        target.end();
-      } else {
-        target.end(raw);
-      }
-      if (socket) process.nextTick(() => socket.uncork());
-      return target;
+      this.push(email.raw);
+      this.push(null);
     },
-  };
-  return source as unknown as Readable;
-}
-
-const LF_DOT = Buffer.from('\n.');
-const DOT = Buffer.from('.');
-/** A CR or LF that is not part of a CRLF pair. */
-const BARE_LINE_END = /\r(?!\n)|(?<!\r)\n/;
-
-/**
- * A message as the DATA command carries it (RFC 5321 4.5.2), less its last CRLF, which the end of data
- * (CRLF.CRLF) brings: every line starting with a dot gets one more. Undefined for a message with a bare
- * CR or LF, which nodemailer's stream turns into CRLF (its way is then the one taken). `dataSafe`: the
- * message is known to need neither (see RawEmail), and is not searched.
- */
-export function onTheWire(raw: Buffer, dataSafe = false): Buffer | undefined {
-  const end =
-    raw.length >= 2 && raw[raw.length - 2] === 0x0d && raw[raw.length - 1] === 0x0a
-      ? raw.length - 2
-      : raw.length;
-  if (dataSafe) return raw.subarray(0, end);
-  if (BARE_LINE_END.test(raw.toString('latin1'))) return undefined;
-  const parts: Buffer[] = [];
-  let from = 0;
-  if (raw[0] === 0x2e) parts.push(DOT);
-  for (let at = raw.indexOf(LF_DOT); at !== -1 && at < end; at = raw.indexOf(LF_DOT, at + 2)) {
-    parts.push(raw.subarray(from, at + 1), DOT);
-    from = at + 1;
-  }
-  if (parts.length === 0) return raw.subarray(0, end);
-  parts.push(raw.subarray(from, end));
-  return Buffer.concat(parts);
+  });
 }
 
 /** Composes an email once (nodemailer's MIME composer) into a raw message and its envelope. */

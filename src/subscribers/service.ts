@@ -1,6 +1,7 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
+import { stopLetters } from '../dispatch/queries.js';
 import { AppError } from '../errors.js';
 import { addressKey } from '../rate-limit.js';
 import type { ListQuery, SubscriberDetail, SubscriberFilters, SubscriberView } from './schemas.js';
@@ -180,20 +181,23 @@ export async function subscriberDetail(db: Db, ref: string): Promise<SubscriberD
 }
 
 /**
- * Erases a subscriber (the right to be forgotten). In one transaction: their ledger rows are folded into
- * anonymous per-essay counts (a delivery not sent yet counts as skipped, one in SMTP's hands as unknown, so no
- * send-out stays "sending"), their row goes with its confirmations and events, and so does their address's
- * rate-limit counter. Send-out figures stay the same; nothing left names or numbers the person.
+ * Erases a subscriber (the right to be forgotten). First they stop getting mail, as an unsubscribe does:
+ * their status leaves `confirmed`, and the erasure waits until no letter to them is on its way to SMTP.
+ * Then, in one transaction: their ledger rows are folded into anonymous per-essay counts (a delivery not sent
+ * yet counts as skipped, one in SMTP's hands as unknown, so no send-out stays "sending"), their row goes with
+ * its confirmations and events, and so does their address's rate-limit counter. Send-out figures stay the
+ * same; nothing left names or numbers the person.
  */
 export async function eraseSubscriber(db: Db, ref: string): Promise<{ deliveries: number }> {
   const subscriber = await findSubscriber(db, ref);
+  await db.execute(sql`
+    update subscribers set status = 'unsubscribed', updated_at = now()
+    where id = ${subscriber.id} and status in ('pending', 'confirmed')`);
+  await stopLetters(db, [subscriber.id]);
   return db.transaction(async (t) => {
     const tx = t as unknown as Db;
-    const [locked] = await rows<{ email: string }>(
-      tx,
-      sql`select email from subscribers where id = ${subscriber.id} for update`,
-    );
-    if (!locked) return { deliveries: 0 };
+    // The ledger rows go first, then the subscriber: the order in which the dispatcher's hand-over locks
+    // them (claimForSending), so that the two can't wait on each other.
     const [folded] = await rows<{ n: number }>(
       tx,
       sql`with gone as (
@@ -208,9 +212,13 @@ export async function eraseSubscriber(db: Db, ref: string): Promise<{ deliveries
           )
           select count(*)::int as n from gone`,
     );
-    await tx.execute(sql`delete from subscribers where id = ${subscriber.id}`);
+    const [erased] = await rows<{ email: string }>(
+      tx,
+      sql`delete from subscribers where id = ${subscriber.id} returning email`,
+    );
+    if (!erased) return { deliveries: 0 };
     await tx.execute(
-      sql`delete from rate_limits where key = ${`subscribe-address:${addressKey(locked.email)}`}`,
+      sql`delete from rate_limits where key = ${`subscribe-address:${addressKey(erased.email)}`}`,
     );
     return { deliveries: Number(folded?.n ?? 0) };
   });

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Db } from '../db/client.js';
 import { jsonParam, rows } from '../db/client.js';
 import { coalesced } from '../db/coalesce.js';
-import { hotStatement } from '../db/hot.js';
+import { stopLetters } from '../dispatch/queries.js';
 import { AppError } from '../errors.js';
 import { hashToken, isTokenShape, newTokens } from '../tokens.js';
 
@@ -69,17 +69,18 @@ const recordSubscriptions = coalesced(
  * never wait on each other's rows in a cycle. `requests`: [{email, name}], one per subscription: an
  * event and a confirmation request each.
  */
-const recordSubscription = hotStatement(
-  (value) => sql`
+const recordSubscription = (db: Db, values: { subscribers: string; requests: string }) =>
+  db.execute(
+    sql`
     with subscriber as (
       insert into subscribers (email, unsubscribe_token)
-      select v.email, v.token from json_to_recordset(${value('subscribers')}::json) as v(email text, token text)
+      select v.email, v.token from json_to_recordset(${values.subscribers}::json) as v(email text, token text)
       order by lower(v.email)
       on conflict ((lower(email))) do update set updated_at = now()
       returning id, lower(email) as key
     ), request as (
       select s.id, r.name, r.n
-      from rows from (json_to_recordset(${value('requests')}::json) as (email text, name text))
+      from rows from (json_to_recordset(${values.requests}::json) as (email text, name text))
         with ordinality as r(email, name, n)
       join subscriber s on s.key = lower(r.email)
     ), event as (
@@ -87,7 +88,7 @@ const recordSubscription = hotStatement(
     )
     insert into confirmations (subscriber_id, name)
     select id, name from request order by n`,
-);
+  );
 
 /** Confirms the address behind a confirmation token; confirming twice is fine. */
 export async function confirm(db: Db, token: string): Promise<void> {
@@ -131,7 +132,8 @@ export async function confirm(db: Db, token: string): Promise<void> {
 /**
  * Unsubscribes the owner of an unsubscribe token at once; unsubscribing twice is fine. Deliveries of a
  * send-out under way that have not reached SMTP yet are skipped: the dispatcher checks the subscriber's
- * status in the same statement that hands a delivery to SMTP.
+ * status in the same statement that hands a delivery to SMTP. Resolves once no letter to them is on its
+ * way to SMTP, so that none starts after the answer.
  */
 export async function unsubscribe(db: Db, token: string): Promise<void> {
   if (!isTokenShape(token)) throw invalidLink();
@@ -150,6 +152,10 @@ export async function unsubscribe(db: Db, token: string): Promise<void> {
       select id from target`,
   );
   if (found.length === 0) throw invalidLink();
+  await stopLetters(
+    db,
+    found.map((r) => r.id),
+  );
 }
 
 /** Throws unless an unsubscribe token belongs to someone (the page with the button checks first). */

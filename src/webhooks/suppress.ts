@@ -1,12 +1,13 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
+import { stopLetters } from '../dispatch/queries.js';
 
 /**
  * What a mail provider's report does to the list, by address. Both are single statements that change the status
  * only of subscribers who could still get mail (pending or confirmed), so a report delivered twice changes
  * nothing more. Deliveries of a send-out under way are skipped by the dispatcher, which checks the status as it
- * hands each one to the mail server.
+ * hands each one to the mail server; each resolves only once no letter to those addresses is on its way to SMTP.
  */
 
 const addressesJson = (addresses: string[]) => JSON.stringify(addresses.map((a) => a.toLowerCase()));
@@ -17,7 +18,7 @@ const addressesJson = (addresses: string[]) => JSON.stringify(addresses.map((a) 
  */
 export async function markAddressesBounced(db: Db, addresses: string[]): Promise<string[]> {
   if (addresses.length === 0) return [];
-  const changed = await rows<{ email: string }>(
+  const changed = await rows<{ id: number; email: string }>(
     db,
     sql`with changed as (
           update subscribers set status = 'bounced', bounced_at = now(), updated_at = now()
@@ -27,7 +28,11 @@ export async function markAddressesBounced(db: Db, addresses: string[]): Promise
         ), event as (
           insert into subscriber_events (subscriber_id, kind) select id, 'bounced' from changed
         )
-        select email from changed`,
+        select id, email from changed`,
+  );
+  await stopLetters(
+    db,
+    changed.map((r) => r.id),
   );
   return changed.map((r) => r.email);
 }
@@ -52,7 +57,7 @@ export async function unsubscribeComplainers(
   reportedAt: Date,
 ): Promise<string[]> {
   if (addresses.length === 0) return [];
-  const changed = await rows<{ email: string }>(
+  const changed = await rows<{ id: number; email: string }>(
     db,
     sql`with matched as (
           select id, status from subscribers
@@ -73,7 +78,11 @@ export async function unsubscribeComplainers(
                 and e.at >= ${reportedAt.toISOString()}::timestamptz - ${CLOCK_SKEW}::interval
             )
         )
-        select email from changed`,
+        select id, email from changed`,
+  );
+  await stopLetters(
+    db,
+    changed.map((r) => r.id),
   );
   return changed.map((r) => r.email);
 }

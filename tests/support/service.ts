@@ -1,3 +1,4 @@
+import type { AddressInfo } from 'node:net';
 import { createApp } from '../../src/app.js';
 import type { Config, Env } from '../../src/config.js';
 import { parseConfig } from '../../src/config.js';
@@ -118,4 +119,16 @@ export function unsubscribeTokenIn(text: string | undefined): string {
   const match = /\/unsubscribe\/([A-Za-z0-9_-]{43})/.exec(text ?? '');
   if (!match?.[1]) throw new Error(`no unsubscribe link in: ${text}`);
   return match[1];
+}
+
+/** Serves a test service's app over HTTP on a free port of 127.0.0.1 (for the CLI): its address, and how to stop. */
+export async function listenOnFreePort(s: TestService): Promise<{ url: string; close(): Promise<void> }> {
+  const { serve } = await import('@hono/node-server');
+  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
+    const started = serve({ fetch: s.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(started));
+  });
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
 }

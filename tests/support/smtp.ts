@@ -13,6 +13,16 @@ export interface ReceivedEmail {
   receivedAt: number;
 }
 
+/** One SMTP transaction as the server saw it: MAIL FROM, then each RCPT TO (answered or refused). */
+export interface SmtpTransaction {
+  /** The connection it ran on (smtp-server's session id). */
+  session: string;
+  /** When MAIL FROM arrived (Date.now()): the moment the letter's transaction began. */
+  startedAt: number;
+  /** Every RCPT TO of the transaction, lower-cased, with when it arrived. */
+  recipients: { address: string; at: number }[];
+}
+
 /** Decides the server's answer; return an error (with responseCode) to refuse. */
 export type SmtpHook = (recipient: string, session: SMTPServerSession) => SmtpReply | undefined;
 export type SmtpReply = { code: number; message: string } | 'drop';
@@ -21,6 +31,8 @@ export interface SmtpSink {
   url: string;
   port: number;
   received: ReceivedEmail[];
+  /** Every transaction begun, in the order MAIL FROM arrived: who reached the server, and when. */
+  transactions: SmtpTransaction[];
   /** Answer for RCPT TO (per recipient). */
   onRecipient?: SmtpHook;
   /** Answer after the message data arrived (per recipient of the message). `drop` destroys the connection. */
@@ -44,10 +56,13 @@ export interface SmtpSinkOptions {
 export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<SmtpSink> {
   const { auth } = options;
   const waiters: { count: number; resolve: () => void }[] = [];
+  /** Each connection's transaction under way, by session id. */
+  const current = new Map<string, SmtpTransaction>();
   const sink: SmtpSink = {
     url: '',
     port: 0,
     received: [],
+    transactions: [],
     async waitFor(count, timeoutMs = 20_000) {
       if (sink.received.length < count) {
         await new Promise<void>((resolve, reject) => {
@@ -84,7 +99,14 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
       callback(Object.assign(new Error('5.7.8 Authentication credentials invalid'), { responseCode: 535 }));
     },
     size: 10 * 1024 * 1024,
+    onMailFrom(_address, session, callback) {
+      const transaction = { session: session.id, startedAt: Date.now(), recipients: [] };
+      current.set(session.id, transaction);
+      sink.transactions.push(transaction);
+      callback();
+    },
     onRcptTo(address, session, callback) {
+      current.get(session.id)?.recipients.push({ address: address.address.toLowerCase(), at: Date.now() });
       const reply = sink.onRecipient?.(address.address.toLowerCase(), session);
       if (reply === 'drop') return destroy(session);
       if (reply) return callback(Object.assign(new Error(reply.message), { responseCode: reply.code }));
