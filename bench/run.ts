@@ -1,36 +1,58 @@
 /**
  * `npm run bench`: the two hot paths against their limits, each with its baselines from the same run.
- *   npm run bench                      send-out at 10k, 100k and 1M subscribers, then POST /subscribe
- *   npm run bench -- --quick           a few seconds: 2,000 subscribers, 1 s load runs (a smoke test)
- *   npm run bench -- --sizes=10000,100000 --only=sendout|subscribe|publisher-tools --duration=10
+ *   npm run bench                      send-out at 10k, 100k and 1M, under kills, POST /subscribe, tools
+ *   npm run bench -- --quick           a few seconds: 2,000 subscribers, 1 s load runs (a smoke test);
+ *                                      no kills unless --only=kills says so (2,000 subscribers, 2 kills)
+ *   npm run bench -- --sizes=10000,100000 --only=sendout|kills|subscribe|publisher-tools --duration=10
+ *   (--only takes a list too: --only=sendout,kills)
  *   Publisher tools (import, export, list pages) run at 100k and 1M unless --sizes is given;
  *   --import-max=100000 caps the rows imported (the list and export still use N).
  *   --dispatchers=2 sends each send-out with that many dispatcher processes (default 1).
+ *   --kills=10 --kill-size=20000 --kill-dispatchers=3: the send-out under kills, one dispatcher SIGKILLed
+ *   every 0.5–1 s and replaced, K times, at that many subscribers (LEASE_SECONDS=2).
+ *   --compare=<git ref> measures that version too (checked out and built beside this one), the send-out
+ *   and the send-out under kills, alternating runs of the two (--rounds=2 by default, each on a fresh database).
  * Needs the local PostgreSQL server (TEST_DATABASE_URL, as the tests) and Postfix's smtp-sink/smtp-source.
  * Prints a table (Markdown) and writes it as JSON to bench/results/.
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import type { KillsResult } from './kills.js';
+import { LEASE_SECONDS, measureKills } from './kills.js';
 import type { PublisherToolsResult } from './publisher-tools.js';
 import { measurePublisherTools } from './publisher-tools.js';
 import type { SendoutResult } from './sendout.js';
 import { measureSendout } from './sendout.js';
 import type { SubscribeResult } from './subscribe.js';
 import { measureSubscribe, SCENARIO_LABELS, SCENARIOS } from './subscribe.js';
-import { buildService, ROOT } from './support.js';
+import { ROOT } from './support.js';
+import type { ServiceVersion } from './versions.js';
+import { checkout, workingTree } from './versions.js';
 
 const args = process.argv.slice(2);
 const flag = (name: string) => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const quick = args.includes('--quick');
-const only = flag('only');
+const only = flag('only')?.split(',');
 const sizes = (flag('sizes') ?? (quick ? '2000' : '10000,100000,1000000')).split(',').map(Number);
 const toolSizes = (flag('sizes') ?? (quick ? '2000' : '100000,1000000')).split(',').map(Number);
 const importMax = Number(flag('import-max') ?? Number.POSITIVE_INFINITY);
-const runs = (name: string) => !only || only === name;
+/** Every section but the kills, which --quick leaves out unless --only names them (about 10 s even small). */
+const runs = (name: string) => (only ? only.includes(name) : !(quick && name === 'kills'));
 const durationSeconds = Number(flag('duration') ?? (quick ? 1 : 10));
 const dispatchers = Math.max(1, Number(flag('dispatchers') ?? 1));
+const compareRef = flag('compare');
+const rounds = Math.max(1, Number(flag('rounds') ?? (compareRef ? 2 : 1)));
+const kills = Math.max(1, Number(flag('kills') ?? (quick ? 2 : 10)));
+const killSize = Number(flag('kill-size') ?? (quick ? 2000 : 20_000));
+const killDispatchers = Math.max(2, Number(flag('kill-dispatchers') ?? 3));
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+
+/** Figures as the tables print them. */
+const f = (n: number, digits = 0) =>
+  n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
+const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
 
 const machine = {
   cpu: cpus()[0]?.model ?? 'unknown',
@@ -40,17 +62,54 @@ const machine = {
   platform: `${process.platform} ${process.arch}`,
 };
 
-// The service runs as `npm start` and `npm run worker` run it: compiled to dist/ first.
-await buildService();
+// The service runs as `npm start` and `npm run worker` run it: compiled to dist/ first. With --compare, the
+// other version beside it, taken away again whatever happens.
+const current = await workingTree();
+let baseline: (ServiceVersion & { remove(): Promise<void> }) | undefined;
+let baselineLabel: string | undefined;
+const removeBaseline = async () => {
+  await baseline?.remove();
+  baseline = undefined;
+};
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => void removeBaseline().finally(() => process.exit(130)));
+}
 
 const sendout: SendoutResult[] = [];
-if (runs('sendout')) {
-  for (const n of sizes) {
-    sendout.push(await measureSendout(n, { ceilingMessages: quick ? 2000 : 200_000, dispatchers, log }));
-  }
-}
+const killRuns: KillsResult[] = [];
 let subscribe: SubscribeResult | undefined;
+const publisherTools: PublisherToolsResult[] = [];
 let failure: unknown;
+try {
+  if (compareRef) {
+    log(`checking out and building ${compareRef}`);
+    baseline = await checkout(compareRef);
+    baselineLabel = baseline.label;
+  }
+  /** Each round runs this version, then the other: a busy machine weighs on both alike. */
+  const versions = baseline ? [current, baseline] : [current];
+  if (runs('sendout')) {
+    for (const n of sizes) {
+      for (let round = 1; round <= rounds; round++) {
+        for (const service of versions) {
+          const ceilingMessages = quick ? 2000 : 200_000;
+          sendout.push(await measureSendout(n, { ceilingMessages, dispatchers, service, round, log }));
+        }
+      }
+    }
+  }
+  if (runs('kills')) {
+    for (let round = 1; round <= rounds; round++) {
+      for (const service of versions) {
+        killRuns.push(
+          await measureKills(killSize, { kills, dispatchers: killDispatchers, service, round, log }),
+        );
+      }
+    }
+  }
+} finally {
+  await removeBaseline();
+}
 if (runs('subscribe')) {
   // A failure here still leaves the send-out figures printed and written.
   subscribe = await measureSubscribe({ durationSeconds, connections: 50, log }).catch((error) => {
@@ -59,7 +118,6 @@ if (runs('subscribe')) {
   });
 }
 
-const publisherTools: PublisherToolsResult[] = [];
 if (runs('publisher-tools')) {
   for (const n of toolSizes) {
     publisherTools.push(await measurePublisherTools(n, { listRuns: quick ? 20 : 200, importMax, log }));
@@ -71,7 +129,22 @@ process.stdout.write(`${table}\n`);
 const dir = join(ROOT, 'bench', 'results');
 await mkdir(dir, { recursive: true });
 const at = new Date().toISOString();
-const json = JSON.stringify({ at, quick, machine, sendout, subscribe, publisherTools, table }, null, 2);
+const json = JSON.stringify(
+  {
+    at,
+    quick,
+    machine,
+    compare: compareRef,
+    rounds,
+    sendout,
+    kills: killRuns,
+    subscribe,
+    publisherTools,
+    table,
+  },
+  null,
+  2,
+);
 const file = join(dir, `${at.replace(/[:.]/g, '-')}${quick ? '-quick' : ''}.json`);
 await writeFile(file, json);
 await writeFile(join(dir, quick ? 'latest-quick.json' : 'latest.json'), json);
@@ -80,10 +153,15 @@ if (failure) {
   process.stderr.write(`the POST /subscribe benchmark failed: ${(failure as Error).stack ?? failure}\n`);
   process.exit(1);
 }
-if (sendout.some((r) => !r.correct)) {
-  process.stderr.write('a send-out did not deliver exactly one letter to each subscriber\n');
-  process.exit(1);
+for (const r of sendout.filter((r) => !r.correct)) {
+  process.stderr.write(`${r.service}: a send-out did not deliver exactly one letter to each subscriber\n`);
 }
+for (const r of killRuns.filter((r) => !r.correct)) {
+  process.stderr.write(
+    `${r.service}: under kills, a reader got two letters, or none without being unknown, or deliveries were left open\n`,
+  );
+}
+if (sendout.some((r) => !r.correct) || killRuns.some((r) => !r.correct)) process.exit(1);
 if (publisherTools.some((r) => !r.correct)) {
   process.stderr.write('a publisher-tools run did not import, export or list the rows it should have\n');
   process.exit(1);
@@ -92,46 +170,50 @@ process.exit(0);
 
 function render(): string {
   const out: string[] = [];
-  const f = (n: number, digits = 0) =>
-    n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-  const x = (a: number, b: number) => `${(a / b).toFixed(2)}×`;
   out.push(
     `Machine: ${machine.cores} × ${machine.cpu}, ${machine.memoryGiB} GiB, Node ${machine.node}, ${machine.platform}`,
   );
+  /** With --compare, a column that says which version a row measured, and in which round. */
+  const which = (r: { service: string; round: number }) => (compareRef ? ` ${r.service}, ${r.round} |` : '');
+  const whichHeader = compareRef ? ' version, round |' : '';
+  const whichAlign = compareRef ? '---|' : '';
   if (sendout.length) {
     const processes = dispatchers === 1 ? 'one dispatcher process' : `${dispatchers} dispatcher processes`;
     out.push('', `### Send-out (PostgreSQL, into smtp-sink, ${processes})`, '');
     out.push(
-      `| subscribers | fan-out s | raw INSERT…SELECT s | ratio | end to end msg/s | SMTP ceiling msg/s | × ceiling | nodemailer raw pool msg/s | × pool | dispatcher RSS rest / peak MiB${dispatchers === 1 ? '' : ' (largest)'} | sink messages / recipients |`,
-      '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+      `| subscribers |${whichHeader} fan-out s | raw INSERT…SELECT s | ratio | end to end msg/s | SMTP ceiling msg/s | × ceiling | nodemailer raw pool msg/s | × pool | dispatcher RSS rest / peak MiB${dispatchers === 1 ? '' : ' (largest)'} | sink messages / recipients |`,
+      `|---:|${whichAlign}---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
     );
     for (const r of sendout) {
       out.push(
-        `| ${f(r.n)} | ${f(r.fanoutSeconds, 2)} | ${f(r.rawInsertSelectSeconds, 2)} | ${x(r.fanoutSeconds, r.rawInsertSelectSeconds)} | ${f(r.endToEndPerSecond)} (${f(r.endToEndSeconds, 1)} s) | ${f(r.smtpCeilingPerSecond)} | ${x(r.endToEndPerSecond, r.smtpCeilingPerSecond)} | ${f(r.transportCeilingPerSecond)} | ${x(r.endToEndPerSecond, r.transportCeilingPerSecond)} | ${f(r.dispatcherRestMiB)} / ${f(r.dispatcherPeakMiB)} | ${f(r.sinkMessages)} / ${f(r.sinkRecipients)} ${r.correct ? '✓' : '✗'} |`,
+        `| ${f(r.n)} |${which(r)} ${f(r.fanoutSeconds, 2)} | ${f(r.rawInsertSelectSeconds, 2)} | ${x(r.fanoutSeconds, r.rawInsertSelectSeconds)} | ${f(r.endToEndPerSecond)} (${f(r.endToEndSeconds, 1)} s) | ${f(r.smtpCeilingPerSecond)} | ${x(r.endToEndPerSecond, r.smtpCeilingPerSecond)} | ${f(r.transportCeilingPerSecond)} | ${x(r.endToEndPerSecond, r.transportCeilingPerSecond)} | ${f(r.dispatcherRestMiB)} / ${f(r.dispatcherPeakMiB)} | ${f(r.sinkMessages)} / ${f(r.sinkRecipients)} ${r.correct ? '✓' : '✗'} |`,
       );
     }
     out.push(
       '',
       'Where the CPU went while the letters went out (µs of CPU time per message, user + system, by process):',
       '',
-      `| subscribers | dispatcher${dispatchers === 1 ? '' : 's'} | smtp-sink | PostgreSQL (all its processes) | sum | machine busy (all cores = 100 %) | WAL bytes per message |`,
-      '|---:|---:|---:|---:|---:|---:|---:|',
+      `| subscribers |${whichHeader} dispatcher${dispatchers === 1 ? '' : 's'} | smtp-sink | PostgreSQL (all its processes) | sum | machine busy (all cores = 100 %) | WAL bytes per message |`,
+      `|---:|${whichAlign}---:|---:|---:|---:|---:|---:|`,
     );
     for (const r of sendout) {
       const c = r.cpuPerMessageUs;
       out.push(
-        `| ${f(r.n)} | ${f(c.dispatcher)} | ${f(c.sink)} | ${f(c.postgres)} | ${f(c.dispatcher + c.sink + c.postgres)} | ${f(r.machineBusy * 100)} % | ${f(r.walBytesPerMessage)} |`,
+        `| ${f(r.n)} |${which(r)} ${f(c.dispatcher)} | ${f(c.sink)} | ${f(c.postgres)} | ${f(c.dispatcher + c.sink + c.postgres)} | ${f(r.machineBusy * 100)} % | ${f(r.walBytesPerMessage)} |`,
       );
     }
-    const first = sendout[0];
-    const last = sendout[sendout.length - 1];
-    if (first && last && last !== first) {
+    const mine = sendout.filter((r) => r.service === current.label);
+    const first = mine[0];
+    const last = mine[mine.length - 1];
+    if (first && last && last.n !== first.n) {
       out.push(
         '',
         `Dispatcher peak RSS at ${f(last.n)} vs ${f(first.n)}: ${x(last.dispatcherPeakMiB, first.dispatcherPeakMiB)}`,
       );
     }
+    if (baselineLabel) out.push(...renderSendoutComparison(baselineLabel));
   }
+  if (killRuns.length) out.push(...renderKills());
   if (subscribe) {
     const s = subscribe;
     out.push(
@@ -199,4 +281,69 @@ function render(): string {
     }
   }
   return out.join('\n');
+}
+
+/** Each round's pair of send-outs side by side, and the mean of the rounds: end to end, and to the ceiling. */
+function renderSendoutComparison(other: string): string[] {
+  const mine = current.label;
+  const out = [
+    '',
+    `### Send-out, ${mine} against ${other} (alternating runs, each on a fresh database)`,
+    '',
+    `| subscribers | round | ${mine} msg/s | ${other} msg/s | ${mine} / ${other} | SMTP ceiling msg/s (mean of the pair) | ${mine} × ceiling | ${other} × ceiling |`,
+    '|---:|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  const row = (n: number, round: string, a: SendoutResult[], b: SendoutResult[]) => {
+    const rate = (runs: SendoutResult[]) => mean(runs.map((r) => r.endToEndPerSecond));
+    const toCeiling = (runs: SendoutResult[]) =>
+      mean(runs.map((r) => r.endToEndPerSecond / r.smtpCeilingPerSecond));
+    const ceiling = mean([...a, ...b].map((r) => r.smtpCeilingPerSecond));
+    out.push(
+      `| ${f(n)} | ${round} | ${f(rate(a))} | ${f(rate(b))} | ${x(rate(a), rate(b))} | ${f(ceiling)} | ${toCeiling(a).toFixed(2)}× | ${toCeiling(b).toFixed(2)}× |`,
+    );
+  };
+  for (const n of sizes) {
+    const of = (label: string, round?: number) =>
+      sendout.filter((r) => r.n === n && r.service === label && (round === undefined || r.round === round));
+    for (let round = 1; round <= rounds; round++) row(n, String(round), of(mine, round), of(other, round));
+    if (rounds > 1) row(n, 'mean', of(mine), of(other));
+  }
+  return out;
+}
+
+/** The send-outs under kills: a row a run, and with several runs of a version, their sum. */
+function renderKills(): string[] {
+  const out = [
+    '',
+    `### Send-out under kills (PostgreSQL, ${f(killSize)} subscribers, ${killDispatchers} dispatcher processes, one SIGKILLed every 0.5–1 s and a new one started, LEASE_SECONDS=${LEASE_SECONDS}, SEND_CONCURRENCY as default)`,
+    '',
+    '| version | round | kills | sending at a kill, all dispatchers (mean) | unknown | per kill | unknown that never reached RCPT TO | per kill | of which at most, cut after MAIL FROM | readers with 2+ letters | no letter, not unknown | every delivery ended | dispatchers that exited on their own | end to end msg/s |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|',
+  ];
+  const row = (label: string, round: string, runs: KillsResult[]) => {
+    const sum = (pick: (r: KillsResult) => number) => runs.reduce((a, r) => a + pick(r), 0);
+    const killsMade = sum((r) => r.kills);
+    const perKill = (n: number) => (killsMade ? f(n / killsMade, 1) : '–');
+    const open = sum((r) => (r.ledger.pending ?? 0) + (r.ledger.claimed ?? 0) + (r.ledger.sending ?? 0));
+    out.push(
+      `| ${label} | ${round} | ${killsMade} | ${f(mean(runs.flatMap((r) => r.sendingAtKills)), 1)} | ${f(sum((r) => r.unknown))} | ${perKill(sum((r) => r.unknown))} | ${f(sum((r) => r.unknownNeverReached))} | ${perKill(sum((r) => r.unknownNeverReached))} | ${f(sum((r) => r.cutBeforeRecipient))} | ${f(sum((r) => r.duplicates))} | ${f(sum((r) => r.lost))} | ${runs.every((r) => r.ended) ? '✓' : `✗ ${f(open)} open`} | ${sum((r) => r.exitedOnTheirOwn.length)} | ${f(mean(runs.map((r) => r.perSecond)))} |`,
+    );
+  };
+  for (const r of killRuns) row(r.service, String(r.round), [r]);
+  const labels = [...new Set(killRuns.map((r) => r.service))];
+  if (rounds > 1)
+    for (const label of labels)
+      row(
+        label,
+        'all',
+        killRuns.filter((r) => r.service === label),
+      );
+  if (baselineLabel) {
+    const rate = (label: string) => mean(killRuns.filter((r) => r.service === label).map((r) => r.perSecond));
+    out.push(
+      '',
+      `End to end under kills, ${current.label} / ${baselineLabel}: ${x(rate(current.label), rate(baselineLabel))} (mean msg/s of each version's runs)`,
+    );
+  }
+  return out;
 }

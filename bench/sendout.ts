@@ -2,6 +2,7 @@
  * Send-out at N confirmed subscribers, on a fresh PostgreSQL database, into Postfix's smtp-sink:
  * fan-out against the bare INSERT … SELECT, end to end through a dispatcher process (`npm run worker`),
  * and the two ceilings measured in the same run: smtp-source (SMTP) and a bare nodemailer pool (transport).
+ * The service is one version of it (bench/versions.ts): this working tree, or a git ref to compare with.
  */
 import { spawn } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
@@ -11,13 +12,9 @@ import nodemailer from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { Db } from '../src/db/client.js';
 import { rows } from '../src/db/client.js';
-import { MIGRATIONS_FOLDER } from '../src/db/open.js';
-import { openPostgres } from '../src/db/postgres.js';
-import { publish } from '../src/essays/service.js';
 import { essayEmail } from '../src/mail/messages.js';
 import { createRenderer } from '../src/mail/render.js';
 import { loadTemplates } from '../src/mail/templates-fs.js';
-import { createServerDatabase, dropServerDatabase } from '../tests/support/db.js';
 import type { Sink } from './support.js';
 import {
   cpuSecondsOf,
@@ -29,12 +26,16 @@ import {
   startService,
   startSink,
 } from './support.js';
+import type { ServiceVersion } from './versions.js';
 
 export const MAIL_FROM = 'Essays <essays@example.org>';
 export const PUBLIC_URL = 'https://news.example.org';
 
 export interface SendoutResult {
   n: number;
+  /** The version of the service measured (bench/versions.ts), and in which round of alternating runs. */
+  service: string;
+  round: number;
   /** Dispatcher processes that sent it. */
   dispatchers: number;
   fanoutSeconds: number;
@@ -68,6 +69,8 @@ export interface SendoutOptions {
   ceilingMessages: number;
   /** Dispatcher processes (`npm run worker` each) sharing the send-out, as SPEC's several dispatchers. */
   dispatchers: number;
+  service: ServiceVersion;
+  round: number;
   log: (line: string) => void;
 }
 
@@ -90,7 +93,7 @@ async function sampleLetter(): Promise<Buffer> {
   return composer.compile().build();
 }
 
-function essayRow(id: number) {
+export function essayRow(id: number) {
   return {
     id,
     slug: 'on-benchmarks',
@@ -101,7 +104,8 @@ function essayRow(id: number) {
   };
 }
 
-async function seed(db: Db, n: number): Promise<void> {
+/** N confirmed subscribers, reader1@example.org … readerN@example.org, in one statement. */
+export async function seed(db: Db, n: number): Promise<void> {
   await db.execute(sql`
     insert into subscribers (email, status, unsubscribe_token, confirmed_at)
     select 'reader' || i || '@example.org', 'confirmed', md5(i::text) || substr(md5(random()::text), 1, 11), now()
@@ -203,6 +207,34 @@ async function checkCount(sink: Sink, expected: number, what: string): Promise<v
     throw new Error(`${what}: the sink got ${messages} messages, expected ${expected}`);
 }
 
+/** Whether any delivery of the essay is still open: pending, claimed or sending. */
+export async function sendoutOpen(db: Db, essayId: number): Promise<boolean> {
+  const [open] = await rows<{ open: boolean }>(
+    db,
+    sql`select exists (select 1 from deliveries where essay_id = ${essayId}
+                         and status in ('pending', 'claimed', 'sending')) as open`,
+  );
+  return Boolean(open?.open);
+}
+
+/**
+ * Resolves once no delivery of the essay is open (true), or false after `timeoutMs`. `t0` is when the send-out
+ * began: each look walks the rows already sent (a 1M send-out's end: tens of ms of PostgreSQL's CPU), so they
+ * come further apart as the send-out goes on: 1 % of the time so far, which bounds the timing error.
+ */
+export async function sendoutEnded(
+  db: Db,
+  essayId: number,
+  t0: number,
+  timeoutMs = Number.POSITIVE_INFINITY,
+): Promise<boolean> {
+  while (await sendoutOpen(db, essayId)) {
+    if (performance.now() - t0 > timeoutMs) return false;
+    await sleep(Math.max(100, (performance.now() - t0) / 100));
+  }
+  return true;
+}
+
 /** Where PostgreSQL's write-ahead log is now, in bytes. */
 async function walPosition(db: Db): Promise<number> {
   const [row] = await rows<{ at: string }>(
@@ -213,21 +245,21 @@ async function walPosition(db: Db): Promise<number> {
 }
 
 export async function measureSendout(n: number, options: SendoutOptions): Promise<SendoutResult> {
-  const { log } = options;
-  const url = await createServerDatabase();
-  const database = await openPostgres(url, { poolSize: 2, migrationsFolder: MIGRATIONS_FOLDER });
-  const { db } = database;
+  const { service } = options;
+  const log = (line: string) => options.log(`${service.label}, n=${n}: ${line}`);
+  const database = await service.freshDatabase();
+  const { db, url } = database;
   const sink = await startSink();
   let workers: ReturnType<typeof startService>[] = [];
   const signal = (name: NodeJS.Signals) => {
     for (const w of workers) w.process.kill(name);
   };
   try {
-    log(`n=${n}: seeding`);
+    log('seeding');
     await seed(db, n);
 
     workers = Array.from({ length: options.dispatchers }, () =>
-      startService('worker', { DATABASE_URL: url, SMTP_URL: sink.url, MAIL_FROM, PUBLIC_URL }),
+      startService('worker', { DATABASE_URL: url, SMTP_URL: sink.url, MAIL_FROM, PUBLIC_URL }, service.root),
     );
     await Promise.all(workers.map((w) => w.waitForLine(/dispatcher started/)));
     await sleep(500);
@@ -244,9 +276,9 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
     signal('SIGSTOP');
     const rawInsertSelectSeconds = await rawInsertSelect(db);
 
-    log(`n=${n}: publishing and sending`);
+    log('publishing and sending');
     const t0 = performance.now();
-    const { essay } = await publish(db, {
+    const { essay } = await service.publish(db, {
       slug: 'on-benchmarks',
       title: essayRow(0).title,
       url: essayRow(0).url,
@@ -263,17 +295,7 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
       ]);
     const cpuBefore = await cpuAt();
     signal('SIGCONT');
-    for (;;) {
-      const [open] = await rows<{ open: boolean }>(
-        db,
-        sql`select exists (select 1 from deliveries where essay_id = ${essay.id}
-                             and status in ('pending', 'claimed', 'sending')) as open`,
-      );
-      if (!open?.open) break;
-      // Each look walks the rows already sent (a 1M send-out's end: tens of ms of PostgreSQL's CPU), so they
-      // come further apart as the send-out goes on: 1 % of the time so far, which bounds the timing error.
-      await sleep(Math.max(100, (performance.now() - t0) / 100));
-    }
+    await sendoutEnded(db, essay.id, t0);
     const endToEndSeconds = (performance.now() - t0) / 1000;
     const cpuAfter = await cpuAt();
     const perMessageUs = (i: 0 | 1 | 2) => ((cpuAfter[i] - cpuBefore[i]) / n) * 1e6;
@@ -292,7 +314,7 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
     const ledger = Object.fromEntries(counts.map((r) => [r.status, Number(r.n)]));
     const received = await sink.count();
 
-    log(`n=${n}: ceilings`);
+    log('ceilings');
     const letter = await sampleLetter();
     const ceilingMessages = Math.min(n, options.ceilingMessages);
     const smtpCeilingPerSecond = await smtpSourceCeiling(letter, ceilingMessages);
@@ -301,6 +323,8 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
 
     return {
       n,
+      service: service.label,
+      round: options.round,
       dispatchers: options.dispatchers,
       fanoutSeconds,
       rawInsertSelectSeconds,
@@ -323,7 +347,6 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
   } finally {
     await Promise.all(workers.map((w) => w.stop()));
     await sink.close();
-    await database.close();
-    await dropServerDatabase(url);
+    await database.destroy();
   }
 }

@@ -1,4 +1,7 @@
-/** Helpers shared by the benchmarks: child processes, their memory, free ports, and Postfix's smtp-sink. */
+/**
+ * Helpers shared by the benchmarks: child processes, their memory, free ports, Postfix's smtp-sink, and a
+ * recording SMTP sink that tells who reached RCPT TO.
+ */
 import type { ChildProcess } from 'node:child_process';
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { createReadStream, readFileSync } from 'node:fs';
@@ -8,6 +11,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { SMTPServer } from 'smtp-server';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -71,6 +75,8 @@ export async function machineCpuSeconds(): Promise<{ busy: number; total: number
 export interface Child {
   process: ChildProcess;
   pid: number;
+  /** Resolves once the process has exited, with how. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Resolves with the first output line that matches. */
   waitForLine(pattern: RegExp, timeoutMs?: number): Promise<string>;
   /** SIGTERM, then SIGKILL if it lingers; resolves once it exited. */
@@ -78,9 +84,12 @@ export interface Child {
   output(): string;
 }
 
-/** Compiles the service as `npm run build` does: dist/ is what `npm start` and `npm run worker` run. */
-export async function buildService(): Promise<void> {
-  await promisify(execFile)(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT });
+/**
+ * Compiles the service as `npm run build` does: dist/ is what `npm start` and `npm run worker` run. `root`
+ * is another checkout of the project (bench/versions.ts), this one by default.
+ */
+export async function buildService(root = ROOT): Promise<void> {
+  await promisify(execFile)(process.execPath, [join(root, 'scripts', 'build.mjs')], { cwd: root });
 }
 
 /**
@@ -88,14 +97,19 @@ export async function buildService(): Promise<void> {
  * node options included), built by buildService() first; without npm in between, so the process whose
  * memory is read is the service itself.
  */
-export function startService(script: 'start' | 'worker', env: Record<string, string>): Child {
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+export function startService(script: 'start' | 'worker', env: Record<string, string>, root = ROOT): Child {
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
     scripts: Record<string, string>;
   };
   const [command, ...args] = (pkg.scripts[script] ?? '').split(/\s+/);
   if (command !== 'node')
     throw new Error(`npm run ${script} no longer starts with node: ${pkg.scripts[script]}`);
-  return startProcess(process.execPath, [...profiling(), ...args], { ...process.env, NODE_ENV: '', ...env });
+  return startProcess(
+    process.execPath,
+    [...profiling(), ...args],
+    { ...process.env, NODE_ENV: '', ...env },
+    root,
+  );
 }
 
 /** BENCH_PROFILE_DIR=/some/dir: a process started here writes a V8 CPU profile there when it exits. */
@@ -116,11 +130,18 @@ export function startTs(script: string, args: string[], env: Record<string, stri
   });
 }
 
-export function startProcess(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Child {
-  const child = spawn(command, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startProcess(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = ROOT,
+): Child {
+  const child = spawn(command, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const tail: string[] = [];
   const watchers: { pattern: RegExp; resolve: (line: string) => void }[] = [];
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
   for (const stream of [child.stdout, child.stderr]) {
     createInterface({ input: stream }).on('line', (line) => {
       tail.push(line);
@@ -135,6 +156,7 @@ export function startProcess(command: string, args: string[], env: NodeJS.Proces
   return {
     process: child,
     pid: child.pid as number,
+    exited,
     output: () => tail.join('\n'),
     waitForLine(pattern, timeoutMs = 30_000) {
       return new Promise((resolve, reject) => {
@@ -240,5 +262,77 @@ export async function startSink(): Promise<Sink> {
       await child.stop();
       await rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/** An SMTP server that keeps no letter, only who reached it: each RCPT TO, and each letter received whole. */
+export interface RecordingSink {
+  port: number;
+  url: string;
+  /** How many times each address was given in RCPT TO (lower-cased). */
+  reached: Map<string, number>;
+  /** How many letters each recipient got whole (the data up to its final dot), whatever the client saw after. */
+  letters: Map<string, number>;
+  /** Letters received whole, all recipients together. */
+  received(): number;
+  /**
+   * Connections that closed after a MAIL FROM and before its first RCPT TO: transactions begun by a client
+   * killed before it named the recipient (the sink can't say whose letter each was).
+   */
+  cutBeforeRecipient(): number;
+  close(): Promise<void>;
+}
+
+/**
+ * smtp-server in this process, recording per address. Postfix's smtp-sink only counts, and the test suite's
+ * sink (tests/support/smtp.ts) parses and keeps every letter: too much at benchmark sizes.
+ */
+export async function startRecordingSink(): Promise<RecordingSink> {
+  const reached = new Map<string, number>();
+  const letters = new Map<string, number>();
+  let received = 0;
+  let cutBeforeRecipient = 0;
+  /** Sessions between MAIL FROM and their first RCPT TO. */
+  const begun = new Set<string>();
+  const add = (map: Map<string, number>, address: string) => map.set(address, (map.get(address) ?? 0) + 1);
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['AUTH', 'STARTTLS'],
+    logger: false,
+    size: 10 * 1024 * 1024,
+    onMailFrom(_address, session, callback) {
+      begun.add(session.id);
+      callback();
+    },
+    onRcptTo(address, session, callback) {
+      begun.delete(session.id);
+      add(reached, address.address.toLowerCase());
+      callback();
+    },
+    onClose(session) {
+      if (begun.delete(session.id)) cutBeforeRecipient++;
+    },
+    onData(stream, session, callback) {
+      stream.resume();
+      // 'end' comes only with the final dot: a client killed mid-letter leaves no letter behind.
+      stream.once('end', () => {
+        received++;
+        for (const recipient of session.envelope.rcptTo) add(letters, recipient.address.toLowerCase());
+        callback();
+      });
+    },
+  });
+  // A dispatcher killed mid-transaction is reported as an 'error' event, which would end this process.
+  server.on('error', () => {});
+  const port = await freePort();
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+  return {
+    port,
+    url: `smtp://127.0.0.1:${port}`,
+    reached,
+    letters,
+    received: () => received,
+    cutBeforeRecipient: () => cutBeforeRecipient,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -76,9 +76,9 @@ describe.runIf(testDbKind === 'postgres')('queries spread over the connections',
     await transaction;
   });
 
-  // The lanes count a lane's unanswered queries through postgres.js's own (private) query handler: a release
-  // of postgres.js that stops calling it would leave every lane looking busy for good.
-  it('sees every query answered (postgres.js still sends each through the handler the lanes count)', async () => {
+  // A lane's unanswered queries are counted from the queries' own promises, as drizzle awaits them (plain, or
+  // after `.values()`): a lane whose answers went uncounted would look busy for good.
+  it('counts every query answered, awaited plain or after .values(), failed or not', async () => {
     const url = await createServerDatabase();
     const clients = [1, 2, 3].map(() => postgres(url, { max: 1, onnotice: () => {} }));
     const lanes = createLanes(clients) as unknown as postgres.Sql & { inFlight(): number };

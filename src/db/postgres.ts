@@ -127,19 +127,7 @@ export function createLanes(clients: postgres.Sql[]): postgres.Sql {
       ...options,
       prepare: true,
     });
-    // postgres.js sends a query when it is first awaited, through its handler: the answer is counted there.
-    // (drizzle awaits every query it makes; one made and never awaited would keep its lane looking busy.)
-    // `handler` is postgres.js's own, not part of its API: this is the one place that reaches for it, the
-    // version is pinned exactly in package.json, and tests/db.lanes.test.ts fails if it stops being called.
-    // Why it is worth it: the lanes took a new address from 1,424–1,705 to 1,915–2,321 req/s (see createLanes).
-    const handled = pending as unknown as { handler: (q: Promise<unknown>) => void };
-    const send = handled.handler;
-    const done = settled(lane);
-    handled.handler = (q) => {
-      q.then(done, done);
-      send(q);
-    };
-    return pending;
+    return answerCounted(pending, settled(lane));
   }
 
   async function begin(...args: unknown[]) {
@@ -163,6 +151,37 @@ export function createLanes(clients: postgres.Sql[]): postgres.Sql {
       return Reflect.get(target, key, receiver);
     },
   });
+}
+
+/**
+ * A postgres.js query as drizzle uses it (awaited, perhaps after `.values()`), which calls `done` once it is
+ * answered. postgres.js sends a query when it is first awaited: its answer is watched from then on, through
+ * the query's own `then`, so nothing of postgres.js but its public interface is used. (drizzle awaits every
+ * query it makes; one made and never awaited would keep its lane looking busy.)
+ */
+function answerCounted<T extends PromiseLike<unknown>>(query: T, done: () => void): T {
+  let watched = false;
+  const counted: T = new Proxy(query, {
+    get(target, key) {
+      if (key === 'then') {
+        return (onAnswer?: (value: unknown) => unknown, onFailure?: (reason: unknown) => unknown) => {
+          if (!watched) {
+            watched = true;
+            target.then(done, done);
+          }
+          return target.then(onAnswer, onFailure);
+        };
+      }
+      const value = Reflect.get(target, key, target);
+      if (typeof value !== 'function') return value;
+      // Its modifiers (`.values()`, `.raw()`) return the query itself: the counted one is handed back instead.
+      return (...args: unknown[]) => {
+        const result = value.apply(target, args);
+        return result === target ? counted : result;
+      };
+    },
+  });
+  return counted;
 }
 
 /** Applies the migrations once, even when several processes start together (an advisory lock serialises them). */

@@ -130,8 +130,13 @@ function recorded(me: string, results: DeliveryResult[]) {
         claimed_by = case when v.status = 'pending' then null else d.claimed_by end,
         lease_until = null,
         updated_at = now()
-    from json_to_recordset(${payload}::json)
-      as v(essay_id int, subscriber_id int, status text, error text, retry_ms int)
+    -- LIMIT tells the planner how few rows these are: without it, it guesses a hundred, and reads the whole
+    -- ledger rather than look each one up by its key.
+    from (
+      select * from json_to_recordset(${payload}::json)
+        as v(essay_id int, subscriber_id int, status text, error text, retry_ms int)
+      limit ${results.length}
+    ) v
     where d.essay_id = v.essay_id and d.subscriber_id = v.subscriber_id
       and d.claimed_by = ${me} and d.status in ('sending', 'unknown')
     returning 1
