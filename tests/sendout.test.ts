@@ -390,6 +390,53 @@ describe('unsubscribing while a send-out is under way', () => {
     const state = await answer(await progress(s, news.slug));
     expect(state.sendout).toMatchObject({ status: 'done', sent: 29, skipped: 1, pending: 0 });
   });
+  it('answers an unsubscribe only once the letter already on its way to them is done, and sends them no other', async () => {
+    // One connection: the letter to the reader who leaves is the one in SMTP's hands when they click.
+    s = await createTestService({ SEND_CONCURRENCY: '1' });
+    const readers = await seedSubscribers(s.database.db, 'confirmed', addresses('reader', 4));
+    const leaving = readers[1] as SeededSubscriber;
+    const [first, second] = [essay('first'), essay('second')];
+    expect((await s.publish(first)).status).toBe(202);
+    expect((await s.publish(second)).status).toBe(202);
+    s.smtp.delayMs = 200;
+
+    let answered: Promise<number> | undefined;
+    const inner = createSmtpMailer({ url: s.smtp.url, connections: 1 });
+    const mailer: Mailer = {
+      description: 'unsubscribes a reader as their first letter starts',
+      concurrency: 1,
+      ready: () => inner.ready?.() ?? Promise.resolve(),
+      send(email) {
+        const to = 'raw' in email ? email.envelope.to : email.to;
+        if (!answered && to === leaving.email)
+          answered = Promise.resolve(oneClick(leaving.unsubscribeToken)).then((res) => {
+            expect(res.status).toBe(200);
+            return Date.now();
+          });
+        return inner.send(email);
+      },
+      close: () => inner.close(),
+    };
+    try {
+      await drainWith(secondDispatcher(s, mailer));
+    } finally {
+      await mailer.close();
+    }
+
+    const answeredAt = await (answered as Promise<number>);
+    const [letter, ...more] = s.smtp.to(leaving.email);
+    // The letter that had begun went out whole, and the answer waited for it; nothing began after.
+    expect(more).toHaveLength(0);
+    expect(letter?.receivedAt).toBeLessThanOrEqual(answeredAt);
+    const begun = s.smtp.transactions.filter((t) => t.recipients.some((r) => r.address === leaving.email));
+    for (const t of begun) expect(t.startedAt).toBeLessThan(answeredAt);
+    const rows = [
+      ...(await deliveriesOf(s.database.db, first.slug)),
+      ...(await deliveriesOf(s.database.db, second.slug)),
+    ].filter((d) => d.email === leaving.email);
+    expect(rows.map((d) => d.status).sort()).toEqual(['sent', 'skipped']);
+    expect(s.smtp.received).toHaveLength(7);
+  });
 });
 
 describe('a claim whose dispatcher stopped renewing its lease', () => {
