@@ -3,7 +3,7 @@ import { z } from '@hono/zod-openapi';
 import type { AppEnv, Deps } from './deps.js';
 import { AppError } from './errors.js';
 import { essayInput, SLUG_SHAPE } from './essays/service.js';
-import { errorBody, sendoutView } from './subscribers/schemas.js';
+import { errorBody, json, sendoutView } from './subscribers/schemas.js';
 import { subscribeInput } from './subscriptions/service.js';
 import { SES_WEBHOOK_PATH } from './webhooks/ses.js';
 
@@ -25,11 +25,6 @@ export const DOCS_CSP = [
   "frame-ancestors 'none'",
   "base-uri 'none'",
 ].join('; ');
-
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  content: { 'application/json': { schema } },
-  description,
-});
 
 const essayView = z
   .object({

@@ -1,15 +1,10 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv, Deps } from '../deps.js';
 import { AppError } from '../errors.js';
-import { errorBody, sendoutView } from '../subscribers/schemas.js';
+import { errorBody, json, sendoutView } from '../subscribers/schemas.js';
 import { publisherAuth } from './auth.js';
 import type { EssayView } from './service.js';
 import { essayInput, findEssay, publish, resendUnknown, SLUG_SHAPE, sendoutProgress } from './service.js';
-
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  content: { 'application/json': { schema } },
-  description,
-});
 
 const resendUnknownRoute = createRoute({
   method: 'post',

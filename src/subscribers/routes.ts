@@ -7,6 +7,7 @@ import {
   erasedView,
   errorBody,
   importReport,
+  json,
   listQuery,
   statsQuery,
   statsView,
@@ -32,10 +33,6 @@ export function invalidInput(result: { success: boolean; error?: z.ZodError }): 
 }
 
 const security = [{ publisherToken: [] }];
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  content: { 'application/json': { schema } },
-  description,
-});
 const errors = {
   401: json(errorBody, 'No or wrong publisher token.'),
   422: json(errorBody, 'A parameter is not valid; the message names it.'),
