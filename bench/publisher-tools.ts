@@ -16,17 +16,17 @@ import { rows } from '../src/db/client.js';
 import { MIGRATIONS_FOLDER } from '../src/db/open.js';
 import { openPostgres } from '../src/db/postgres.js';
 import type { Deps } from '../src/deps.js';
+import type { ImportReport } from '../src/list/schemas.js';
+import { encodeCursor } from '../src/list/service.js';
 import { silentLogger } from '../src/log.js';
 import { createRenderer } from '../src/mail/render.js';
 import { loadTemplates } from '../src/mail/templates-fs.js';
-import type { ImportReport } from '../src/subscribers/schemas.js';
-import { encodeCursor } from '../src/subscribers/service.js';
 import { newToken } from '../src/tokens.js';
 import { createServerDatabase, dropServerDatabase } from '../tests/support/db.js';
 
 const TOKEN = 'bench-publisher-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
-/** As src/subscribers/transfer.ts stores them. */
+/** As src/list/transfer.ts stores them. */
 const IMPORT_BATCH = 2000;
 const PAGE = 50;
 

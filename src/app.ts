@@ -2,15 +2,15 @@ import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Hono, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { adminHeaders, adminRoutes } from './admin/routes.js';
+import { SES_WEBHOOK_PATH, sesWebhookRoutes } from './bounces/ses.js';
 import type { AppEnv, Deps } from './deps.js';
-import { AppError, onError, redactPath, respondError } from './errors.js';
 import { essayRoutes } from './essays/routes.js';
 import { feedRoutes } from './feed/routes.js';
-import { DOCS_CSP, openApiRoutes } from './openapi.js';
-import { secureAnswers, securityHeaders } from './security-headers.js';
-import { IMPORT_PATH, subscriberRoutes } from './subscribers/routes.js';
-import { subscriptionRoutes } from './subscriptions/routes.js';
-import { SES_WEBHOOK_PATH, sesWebhookRoutes } from './webhooks/ses.js';
+import { AppError, onError, redactPath, respondError } from './http/errors.js';
+import { DOCS_CSP, openApiRoutes } from './http/openapi.js';
+import { secureAnswers, securityHeaders } from './http/security-headers.js';
+import { IMPORT_PATH, subscriberRoutes } from './list/routes.js';
+import { subscriptionRoutes } from './reader/routes.js';
 
 /** Where the pages' icon is served (linked from templates/pages/layout.liquid and the dashboard's layout). */
 export const FAVICON_PATH = '/favicon.svg';

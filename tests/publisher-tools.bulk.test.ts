@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rows } from '../src/db/client.js';
-import type { ImportReport, SubscriberDetail } from '../src/subscribers/schemas.js';
+import type { ImportReport, SubscriberDetail } from '../src/list/schemas.js';
 import type { TestService } from './support/service.js';
 import { createTestService, PUBLISHER_TOKEN } from './support/service.js';
 

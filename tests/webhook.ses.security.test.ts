@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { subjectPublicKeyInfo } from '../src/bounces/sns.js';
 import { rows } from '../src/db/client.js';
-import { subjectPublicKeyInfo } from '../src/webhooks/sns.js';
 import { errorIn } from './support/reader.js';
 import { seedSubscribers } from './support/sendout.js';
 import type { TestService } from './support/service.js';

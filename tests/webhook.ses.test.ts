@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
+import type { SnsMessage } from '../src/bounces/sns.js';
+import { CERT_CACHE_TTL_MS, createCertificateCache, createSnsVerifier } from '../src/bounces/sns.js';
+import type { StatsView, SubscriberDetail, SubscriberView } from '../src/list/schemas.js';
 import type { Logger } from '../src/log.js';
 import { createRenderer } from '../src/mail/render.js';
 import { loadTemplates } from '../src/mail/templates-fs.js';
-import type { StatsView, SubscriberDetail, SubscriberView } from '../src/subscribers/schemas.js';
-import type { SnsMessage } from '../src/webhooks/sns.js';
-import { CERT_CACHE_TTL_MS, createCertificateCache, createSnsVerifier } from '../src/webhooks/sns.js';
 import { addresses, deliveriesOf, lettersPerAddress, seedSubscribers } from './support/sendout.js';
 import type { TestService } from './support/service.js';
 import { createTestService, PUBLISHER_TOKEN } from './support/service.js';

@@ -1,6 +1,6 @@
 /**
  * Baseline: POST /subscribe as plain node:http + postgres.js, running the same statements as the service
- * (src/rate-limit.ts: the rate-limit counters, committed asynchronously; src/subscriptions/service.ts: the
+ * (src/http/rate-limit.ts: the rate-limit counters, committed asynchronously; src/reader/service.ts: the
  * subscriber upsert, its event and the confirmation request), prepared, with no framework, validation
  * library or logging around them. It runs them once per request, as a plain server would: the service
  * runs each for all the requests that arrived while the last one ran (src/db/coalesce.ts).

@@ -1,9 +1,9 @@
 import type { Hono } from 'hono';
 import type { Deps } from '../deps.js';
-import { stats } from '../subscribers/stats.js';
+import { stats } from '../list/stats.js';
 import { growthChart } from './charts.js';
-import type { AdminEnv } from './routes.js';
-import { adminPage } from './routes.js';
+import type { AdminEnv } from './page.js';
+import { adminPage } from './page.js';
 
 /** Days of growth the overview shows. */
 export const GROWTH_DAYS = 90;

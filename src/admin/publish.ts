@@ -3,13 +3,13 @@ import type { Context, Hono } from 'hono';
 import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
 import type { Deps } from '../deps.js';
-import { AppError } from '../errors.js';
 import type { EssayInput } from '../essays/service.js';
 import { essayInput, findEssay, publish } from '../essays/service.js';
-import { readFields } from '../http.js';
+import { readFields } from '../http/body.js';
+import { AppError } from '../http/errors.js';
 import { essayLetters } from '../mail/messages.js';
-import type { AdminEnv } from './routes.js';
-import { adminPage, PREVIEW_FRAME_PATH } from './routes.js';
+import type { AdminEnv } from './page.js';
+import { adminPage, PREVIEW_FRAME_PATH } from './page.js';
 
 /** Stands in for a subscriber's unsubscribe token in the preview: a link that leads nowhere. */
 const PREVIEW_TOKEN = 'preview-preview-preview-preview-preview-pre';

@@ -2,13 +2,14 @@ import type { Context, MiddlewareHandler } from 'hono';
 import { Hono } from 'hono';
 import type { Config } from '../config.js';
 import type { AppEnv, Deps } from '../deps.js';
-import { AppError, pageVars, wantsJson } from '../errors.js';
-import { readFields } from '../http.js';
-import { checkPublisherToken } from '../token-guesses.js';
+import { readFields } from '../http/body.js';
+import { AppError, pageVars, wantsJson } from '../http/errors.js';
+import { checkPublisherToken } from '../http/token-guesses.js';
 import { overviewRoutes } from './overview.js';
+import type { AdminEnv } from './page.js';
+import { PREVIEW_FRAME_PATH } from './page.js';
 import { publishRoutes } from './publish.js';
 import { sendoutRoutes } from './sendout.js';
-import type { AdminSession } from './session.js';
 import {
   checkCsrfToken,
   checkSignInToken,
@@ -22,9 +23,6 @@ import {
   startSession,
 } from './session.js';
 import { subscriberPages } from './subscribers.js';
-
-/** The dashboard's handlers see the session and its CSRF token besides the deps. */
-export type AdminEnv = { Variables: AppEnv['Variables'] & { session?: AdminSession; csrf?: string } };
 
 /** The dashboard's pages: our stylesheet, script and icon, forms and polling to us, the preview frame from us. */
 export function adminCsp(config: Config): string {
@@ -66,7 +64,6 @@ export function adminHeaders(config: Config): MiddlewareHandler<AppEnv> {
   };
 }
 
-export const PREVIEW_FRAME_PATH = '/admin/publish/preview-frame';
 const SIGN_IN_PATH = '/admin/sign-in';
 const ASSET_PATH = '/admin/assets/admin.js';
 
@@ -180,21 +177,4 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
 function isSecureOrigin(publicUrl: string): boolean {
   const url = new URL(publicUrl);
   return url.protocol === 'https:' || ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
-}
-
-/** Renders a dashboard page with what every one of them needs. */
-export async function adminPage(
-  c: Context<AdminEnv>,
-  name: string,
-  vars: Record<string, unknown>,
-  status: 200 | 404 | 422 = 200,
-): Promise<Response> {
-  const deps = c.get('deps');
-  const html = await deps.renderer.page(`admin/${name}`, {
-    ...pageVars(deps),
-    csrf: c.get('csrf'),
-    section: name,
-    ...vars,
-  });
-  return c.html(html, status);
 }

@@ -3,13 +3,13 @@ import type { Hono } from 'hono';
 import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
 import type { Deps } from '../deps.js';
-import { AppError } from '../errors.js';
 import { findEssay, resendUnknown, resendView, SLUG_SHAPE, sendoutProgress } from '../essays/service.js';
+import { AppError } from '../http/errors.js';
 import type { SendoutPoint } from './charts.js';
 import { duration, sendoutChart } from './charts.js';
 import { percentDone } from './overview.js';
-import type { AdminEnv } from './routes.js';
-import { adminPage } from './routes.js';
+import type { AdminEnv } from './page.js';
+import { adminPage } from './page.js';
 
 const BUCKETS = 40;
 const FAILURES_SHOWN = 200;

@@ -1,8 +1,8 @@
 import type { Hono } from 'hono';
 import type { Deps } from '../deps.js';
-import { listSubscribers, subscriberDetail } from '../subscribers/service.js';
-import type { AdminEnv } from './routes.js';
-import { adminPage } from './routes.js';
+import { listSubscribers, subscriberDetail } from '../list/service.js';
+import type { AdminEnv } from './page.js';
+import { adminPage } from './page.js';
 
 const RESULTS = 50;
 

@@ -1,4 +1,4 @@
-import { isDatabaseUnavailable } from '../errors.js';
+import { isDatabaseUnavailable } from '../http/errors.js';
 import type { Db } from './client.js';
 
 /** Inputs given to one batch at most (a batch forms while the last one runs). */

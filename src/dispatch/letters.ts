@@ -1,16 +1,15 @@
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
-import type { EssayForEmail, EssayLetters } from '../mail/messages.js';
+import type { EssayForEmail, EssayLetters, MessageConfig } from '../mail/messages.js';
 import { essayLetters } from '../mail/messages.js';
 import type { Renderer } from '../mail/render.js';
-import type { DispatcherConfig } from './dispatcher.js';
 
 /** Essays whose letters a dispatcher keeps ready: memory stays flat however many essays it sends. */
 const MAX_ESSAYS_KEPT = 8;
 
 /** Each essay's letters, built from templates rendered once per send-out and kept for the send-outs under way. */
-export function createLetterCache(db: Db, config: DispatcherConfig, renderer: Renderer) {
+export function createLetterCache(db: Db, config: MessageConfig, renderer: Renderer) {
   const letters = new Map<number, Promise<EssayLetters>>();
   return (essayId: number): Promise<EssayLetters> => {
     let found = letters.get(essayId);

@@ -1,7 +1,7 @@
 import { Resolver } from 'node:dns/promises';
 import type { Env } from '../config.js';
 import { ConfigError, PLACEHOLDER_FROM } from '../config.js';
-import { withKeyFile } from '../config-file.js';
+import { withKeyFile } from '../entry/key-file.js';
 import type { Check, SuggestedRecord } from './check.js';
 import { domainOf, organizationalDomain } from './check.js';
 import { checkConfiguration, configurationFailed } from './configuration.js';

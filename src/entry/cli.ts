@@ -13,8 +13,8 @@ import {
   sendoutProgress,
 } from '../essays/service.js';
 import { feedCommand } from '../feed/cli.js';
+import { subscribersCommand } from '../list/cli.js';
 import { describeError } from '../log.js';
-import { subscribersCommand } from '../subscribers/cli.js';
 
 const USAGE = `Usage:
   npm run publish -- <slug> --title "…" --url https://… [--summary "…"] [--api URL | --db] [--no-wait]

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { ConfigError, parseConfig } from '../config.js';
-import { withKeyFile } from '../config-file.js';
 import type { Database } from '../db/client.js';
 import { openDatabase } from '../db/open.js';
 import type { Deps } from '../deps.js';
@@ -14,6 +13,7 @@ import type { Mailer } from '../mail/mailer.js';
 import { createRenderer } from '../mail/render.js';
 import { createSmtpMailer } from '../mail/smtp.js';
 import { loadTemplates } from '../mail/templates-fs.js';
+import { withKeyFile } from './key-file.js';
 
 // What only some runs need is imported when they need it: a dispatcher alone (`npm run worker`) loads no
 // HTTP app, router or OpenAPI schemas, no embedded database with PostgreSQL, no feed parser without a feed.

@@ -1,8 +1,8 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { AppEnv, Deps } from '../deps.js';
-import { AppError } from '../errors.js';
-import { errorBody, json, sendoutView } from '../subscribers/schemas.js';
-import { publisherAuth } from './auth.js';
+import { AppError } from '../http/errors.js';
+import { publisherAuth } from '../http/publisher-auth.js';
+import { errorBody, json, sendoutView } from '../list/schemas.js';
 import type { EssayView } from './service.js';
 import { essayInput, findEssay, publish, resendUnknown, SLUG_SHAPE, sendoutProgress } from './service.js';
 

@@ -1,8 +1,8 @@
 import { Hono } from 'hono';
 import type { AppEnv, Deps } from '../deps.js';
-import { AppError } from '../errors.js';
-import { publisherAuth } from '../essays/auth.js';
 import { findEssay, sendoutProgress } from '../essays/service.js';
+import { AppError } from '../http/errors.js';
+import { publisherAuth } from '../http/publisher-auth.js';
 import { sendFeedEntry } from './watcher.js';
 
 /** The publisher's opt-in: send an entry the feed watcher recorded without sending. */

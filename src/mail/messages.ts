@@ -5,7 +5,10 @@ import type { LetterTemplate } from './mime.js';
 import { compileLetter, marker } from './mime.js';
 import type { Renderer } from './render.js';
 
-type MessageConfig = Pick<Config, 'mailFrom' | 'publicUrl' | 'siteName' | 'siteUrl' | 'confirmTokenTtlMs'>;
+export type MessageConfig = Pick<
+  Config,
+  'mailFrom' | 'publicUrl' | 'siteName' | 'siteUrl' | 'confirmTokenTtlMs'
+>;
 
 /** The domain of the sender address: Message-IDs and List-Id live under it. */
 export function senderDomain(mailFrom: string): string {

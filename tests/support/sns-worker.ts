@@ -1,5 +1,5 @@
-import type { SnsMessage } from '../../src/webhooks/sns.js';
-import { createSnsVerifier } from '../../src/webhooks/sns.js';
+import type { SnsMessage } from '../../src/bounces/sns.js';
+import { createSnsVerifier } from '../../src/bounces/sns.js';
 
 /**
  * A Worker for tests/webhook.ses.workers.test.ts: runs the SNS signature check inside workerd. POST

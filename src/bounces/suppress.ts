@@ -39,7 +39,7 @@ export async function markAddressesBounced(db: Db, addresses: string[]): Promise
 
 /**
  * How far the database's clock may be behind the reporter's when deciding that a complaint is already in a
- * subscriber's history (SNS accepts messages up to 5 minutes ahead of our clock too: webhooks/sns.ts).
+ * subscriber's history (SNS accepts messages up to 5 minutes ahead of our clock too: bounces/sns.ts).
  */
 const CLOCK_SKEW = '5 minutes';
 

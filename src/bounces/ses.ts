@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import type { AppEnv, Deps } from '../deps.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../http/errors.js';
 import { maskEmail } from '../mail/mailer.js';
 import type { SnsMessage } from './sns.js';
 import { createSnsVerifier, isAwsSnsUrl, parseSnsMessage } from './sns.js';

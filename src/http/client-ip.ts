@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import type { AppEnv } from './deps.js';
+import type { AppEnv } from '../deps.js';
 
 /**
  * The client's IP address. Behind a reverse proxy (TRUST_PROXY=true) it is the last address in

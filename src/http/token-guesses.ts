@@ -1,9 +1,9 @@
 import type { Context } from 'hono';
+import type { AppEnv, Deps } from '../deps.js';
+import { safeEqual } from '../tokens.js';
 import { clientIp } from './client-ip.js';
-import type { AppEnv, Deps } from './deps.js';
 import { AppError } from './errors.js';
 import { hitLimits, limitHits } from './rate-limit.js';
-import { safeEqual } from './tokens.js';
 
 /**
  * The publisher token, checked where it is presented (the API's bearer header, the dashboard's sign-in form),

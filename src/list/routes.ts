@@ -1,8 +1,8 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import type { AppEnv, Deps } from '../deps.js';
-import { AppError } from '../errors.js';
-import { publisherAuth } from '../essays/auth.js';
+import { AppError } from '../http/errors.js';
+import { publisherAuth } from '../http/publisher-auth.js';
 import {
   erasedView,
   errorBody,

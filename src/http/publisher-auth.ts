@@ -1,7 +1,7 @@
 import type { MiddlewareHandler } from 'hono';
 import type { AppEnv, Deps } from '../deps.js';
-import { AppError } from '../errors.js';
-import { checkPublisherToken } from '../token-guesses.js';
+import { AppError } from './errors.js';
+import { checkPublisherToken } from './token-guesses.js';
 
 /**
  * Lets a request through only with `Authorization: Bearer <PUBLISHER_TOKEN>`; the same 401 for a missing and

@@ -1,6 +1,6 @@
 /** Settings read from files on Node (a Worker gets the same values as secrets). */
 import { readFileSync } from 'node:fs';
-import { ConfigError } from './config.js';
+import { ConfigError } from '../config.js';
 
 /** DKIM_PRIVATE_KEY_FILE: the key read from a file (Node only; a Worker takes DKIM_PRIVATE_KEY as a secret). */
 export function withKeyFile(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {

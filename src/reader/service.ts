@@ -4,7 +4,7 @@ import type { Db } from '../db/client.js';
 import { jsonParam, rows } from '../db/client.js';
 import { coalesced } from '../db/coalesce.js';
 import { stopLetters } from '../dispatch/queries.js';
-import { AppError } from '../errors.js';
+import { AppError } from '../http/errors.js';
 import { hashToken, isTokenShape, newTokens } from '../tokens.js';
 
 /** An email address as a reader types it: trimmed, at most 254 characters, a plausible address. */

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
-import type { Db } from './db/client.js';
-import { jsonParam, rows } from './db/client.js';
-import { coalesced } from './db/coalesce.js';
+import type { Db } from '../db/client.js';
+import { jsonParam, rows } from '../db/client.js';
+import { coalesced } from '../db/coalesce.js';
 
 export interface Limit {
   /** A name for what is counted, e.g. `subscribe-ip:203.0.113.9`. Hash anything personal first. */

@@ -2,8 +2,8 @@ import { type SQL, sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
 import { stopLetters } from '../dispatch/queries.js';
-import { AppError } from '../errors.js';
-import { addressKey } from '../rate-limit.js';
+import { AppError } from '../http/errors.js';
+import { addressKey } from '../http/rate-limit.js';
 import type { ListQuery, SubscriberDetail, SubscriberFilters, SubscriberView } from './schemas.js';
 
 /** The publisher's view of the list: pages of subscribers, one subscriber's story, and erasure. */

@@ -1,4 +1,4 @@
-import { AppError } from '../errors.js';
+import { AppError } from '../http/errors.js';
 
 /**
  * Amazon SNS HTTP(S) messages: reading them and checking that Amazon signed them, as AWS documents

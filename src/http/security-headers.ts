@@ -1,5 +1,5 @@
 import type { MiddlewareHandler } from 'hono';
-import type { AppEnv } from './deps.js';
+import type { AppEnv } from '../deps.js';
 
 /**
  * The headers every answer carries (what Hono's secureHeaders() set, listed here so the list is ours to

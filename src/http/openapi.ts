@@ -1,15 +1,15 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from '@hono/zod-openapi';
-import type { AppEnv, Deps } from './deps.js';
+import { SES_WEBHOOK_PATH } from '../bounces/ses.js';
+import type { AppEnv, Deps } from '../deps.js';
+import { essayInput, SLUG_SHAPE } from '../essays/service.js';
+import { errorBody, json, sendoutView } from '../list/schemas.js';
+import { subscribeInput } from '../reader/service.js';
 import { AppError } from './errors.js';
-import { essayInput, SLUG_SHAPE } from './essays/service.js';
-import { errorBody, json, sendoutView } from './subscribers/schemas.js';
-import { subscribeInput } from './subscriptions/service.js';
-import { SES_WEBHOOK_PATH } from './webhooks/ses.js';
 
 /**
  * The OpenAPI document (/openapi.json) and its reference page (/docs). The publisher's subscriber routes
- * describe themselves (src/subscribers/routes.ts); the routes that came before them are described here from
+ * describe themselves (src/list/routes.ts); the routes that came before them are described here from
  * the same zod schemas their handlers validate with, so the document can't drift from what is checked.
  */
 

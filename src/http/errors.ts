@@ -1,7 +1,7 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { AppEnv, Deps } from './deps.js';
-import { describeError } from './log.js';
+import type { AppEnv, Deps } from '../deps.js';
+import { describeError } from '../log.js';
 
 /** Every error code a client can see, with its HTTP status. */
 export const errorStatus = {

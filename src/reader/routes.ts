@@ -1,13 +1,13 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
-import { clientIp } from '../client-ip.js';
 import type { AppEnv, Deps } from '../deps.js';
-import type { ErrorCode } from '../errors.js';
-import { AppError, errorJson, errorStatus, pageVars, respondError, wantsJson } from '../errors.js';
-import { readFields } from '../http.js';
-import { addressKey, hitLimits } from '../rate-limit.js';
-import { isWhole, securityHeaders, wholeAnswer } from '../security-headers.js';
+import { readFields } from '../http/body.js';
+import { clientIp } from '../http/client-ip.js';
+import type { ErrorCode } from '../http/errors.js';
+import { AppError, errorJson, errorStatus, pageVars, respondError, wantsJson } from '../http/errors.js';
+import { addressKey, hitLimits } from '../http/rate-limit.js';
+import { isWhole, securityHeaders, wholeAnswer } from '../http/security-headers.js';
 import {
   checkConfirmationLink,
   checkUnsubscribeLink,
