@@ -3,16 +3,15 @@ import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
 import type { Logger } from '../log.js';
 import { describeError } from '../log.js';
-import type { Mailer, SendOutcome } from '../mail/mailer.js';
-import { confirmationEmail } from '../mail/messages.js';
+import type { Mailer } from '../mail/mailer.js';
 import type { Renderer } from '../mail/render.js';
-import { claimConfirmations, confirmationNotSent, issueConfirmation } from './confirmations.js';
 import { createHandout } from './handout.js';
 import { createLetterCache } from './letters.js';
-import type { DeliveryKey, DeliveryResult, SendingDelivery } from './queries.js';
+import type { DeliveryKey } from './queries.js';
 import { reapExpiredLeases, releaseClaims, renewLeases } from './queries.js';
 import { createRateLimiter } from './rate.js';
 import { createRecorder } from './recorder.js';
+import { sendConfirmations, sendLetter } from './send.js';
 
 export type DispatcherConfig = Pick<
   Config,
@@ -52,7 +51,6 @@ export interface Dispatcher {
   stop(): Promise<void>;
 }
 
-const MAX_RETRY_MS = 6 * 3_600_000;
 /**
  * A round also ends after this long, whatever DISPATCH_BATCH_SIZE says, so that confirmation emails (looked at
  * between rounds) never wait long behind a send-out, however slow SEND_RATE makes it.
@@ -85,74 +83,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
    */
   let cursor: DeliveryKey | undefined;
 
-  const backoff = (attempts: number) =>
-    Math.min(MAX_RETRY_MS, config.retryBaseMs * 2 ** Math.max(0, attempts - 1)) * (0.8 + Math.random() * 0.4);
-
   async function reap(): Promise<void> {
     if (Date.now() - lastReap < config.leaseMs / 3) return;
     lastReap = Date.now();
     const { released, unknown } = await reapExpiredLeases(db);
     if (released || unknown) log.warn({ msg: 'expired claims reaped', released, unknown });
-  }
-
-  async function sendConfirmations(): Promise<number> {
-    const claimed = await claimConfirmations(db, 50, config.leaseMs);
-    for (const request of claimed) {
-      if (stopping) break;
-      const toSend = await issueConfirmation(
-        db,
-        request.id,
-        config.confirmResendMs,
-        config.confirmTokenTtlMs,
-      );
-      if (!toSend) continue;
-      let outcome: SendOutcome;
-      try {
-        // SEND_RATE counts every message, confirmations too (an import of thousands would burst otherwise).
-        await limiter.take();
-        outcome = await mailer.send(await confirmationEmail(config, renderer, toSend, toSend.token));
-      } catch (error) {
-        outcome = { status: 'temporary', error: describeError(error).error as string };
-      }
-      if (outcome.status === 'sent' || outcome.status === 'unknown') continue;
-      const retry = outcome.status === 'temporary' && toSend.attempts < config.maxAttempts;
-      await confirmationNotSent(db, toSend.id, {
-        retryMs: retry ? backoff(toSend.attempts) : null,
-        error: outcome.error,
-      });
-    }
-    return claimed.length;
-  }
-
-  /** Sends one letter handed over by the ledger and says what to record. */
-  async function sendOne(delivery: SendingDelivery): Promise<{ result: DeliveryResult; bounce: boolean }> {
-    let outcome: SendOutcome;
-    try {
-      const letters = await lettersFor(delivery.essayId);
-      const recipient = { ...delivery, id: delivery.subscriberId };
-      const letter = mailer.structuredOnly ? await letters.email(recipient) : await letters.to(recipient);
-      outcome = await mailer.send(letter);
-    } catch (error) {
-      // Thrown before SMTP had the message (rendering, the outbox folder): safe to try again.
-      outcome = { status: 'temporary', error: String(describeError(error).error) };
-    }
-    const key = { essayId: delivery.essayId, subscriberId: delivery.subscriberId };
-    const result = (status: DeliveryResult['status'], error: string | null, retryMs = 0) => ({
-      result: { ...key, status, error, retryMs },
-      bounce: outcome.status === 'permanent' && outcome.bounce,
-    });
-    switch (outcome.status) {
-      case 'sent':
-        return result('sent', null);
-      case 'unknown':
-        return result('unknown', outcome.error);
-      case 'permanent':
-        return result('failed', outcome.error);
-      case 'temporary':
-        if (delivery.attempts >= config.maxAttempts)
-          return result('failed', `gave up after ${delivery.attempts} attempts: ${outcome.error}`);
-        return result('pending', outcome.error, backoff(delivery.attempts));
-    }
   }
 
   /**
@@ -190,7 +125,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         }
         const delivery = await handout.next();
         if (!delivery) return;
-        const { result, bounce } = await sendOne(delivery);
+        const { result, bounce } = await sendLetter(mailer, lettersFor, config, delivery);
         handout.settled(result, bounce);
       }
     };
@@ -206,7 +141,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   async function runOnce(): Promise<number> {
     await recorder.flush();
     await reap();
-    const confirmations = await sendConfirmations();
+    const confirmations = await sendConfirmations({ db, mailer, renderer, config, limiter }, () => stopping);
     const deliveries = stopping ? 0 : await sendDeliveries();
     return confirmations + deliveries;
   }
