@@ -75,4 +75,46 @@ describe('the publisher CLI', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain('401');
   });
+
+  it('answers --help for the CLI and each of its commands, on standard output with exit 0', async () => {
+    for (const args of [
+      ['--help'],
+      ['-h'],
+      [],
+      ['publish', '--help'],
+      ['resend-unknown', '--help'],
+      ['subscribers', '--help'],
+      ['stats', '--help'],
+      ['feed', '--help'],
+      ['doctor', '--help'],
+    ]) {
+      const result = await cli(args);
+      expect(result.code, args.join(' ')).toBe(0);
+      expect(result.stdout, args.join(' ')).toMatch(/Usage/);
+    }
+    const overview = await cli(['--help']);
+    for (const command of ['publish', 'resend-unknown', 'subscribers', 'stats', 'feed', 'doctor'])
+      expect(overview.stdout).toContain(command);
+  });
+
+  it('tells a missing token from a wrong one', async () => {
+    const publishArgs = ['publish', 'z', '--title', 'z', '--url', 'https://example.org/z', '--api', api];
+    // No PUBLISHER_TOKEN, and no token file where DATA_DIR points.
+    const missing = await cli(publishArgs, { PUBLISHER_TOKEN: '', DATA_DIR: '/nonexistent/oneletter' });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('No publisher token');
+    const wrong = await cli(publishArgs, { PUBLISHER_TOKEN: 'a-wrong-token-of-enough-length' });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain('refused the publisher token (401)');
+    expect(wrong.stderr).not.toContain('No publisher token');
+    for (const args of [
+      ['stats', '--api', api],
+      ['feed', 'send', 'x', '--api', api],
+    ]) {
+      const none = await cli(args, { PUBLISHER_TOKEN: '', DATA_DIR: '/nonexistent/oneletter' });
+      expect(none.stderr, args[0]).toContain('No publisher token');
+      const bad = await cli(args, { PUBLISHER_TOKEN: 'a-wrong-token-of-enough-length' });
+      expect(bad.stderr, args[0]).toContain('refused the publisher token (401)');
+    }
+  });
 });

@@ -69,7 +69,7 @@ describe('the publisher CLI: subscribers and stats', () => {
   it('refuses a wrong token and a missing file with one clear line and a non-zero exit', async () => {
     const wrong = await cli(['stats'], { PUBLISHER_TOKEN: 'not-the-token-0123456789' });
     expect(wrong.code).toBe(1);
-    expect(wrong.stderr).toMatch(/^stats failed: 401: /);
+    expect(wrong.stderr).toMatch(/^stats failed: The service at \S+ refused the publisher token \(401\)/);
     const missing = await cli(['subscribers', 'import', join(dir, 'nope.csv')]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/^subscribers import failed: Cannot read/);

@@ -15,8 +15,19 @@ import {
 import { feedCommand } from '../feed/cli.js';
 import { subscribersCommand } from '../list/cli.js';
 import { describeError } from '../log.js';
+import { CommandError, publisherApi } from './api-client.js';
 
 const USAGE = `Usage:
+  npm run cli -- <command> [options]      (npm run cli -- <command> --help for each)
+
+Commands:
+  publish <slug> …         publish an essay and follow its send-out (also: npm run publish -- …)
+  resend-unknown <slug>    send an essay's letters whose outcome is unknown again, by your choice
+  subscribers list|export|import|erase …   the list
+  stats                    subscribers and send-outs in figures
+  feed send <entry>        send one feed entry the watcher held back
+  doctor                   check the configuration, database, SMTP and DNS (also: npm run doctor)
+
   npm run publish -- <slug> --title "…" --url https://… [--summary "…"] [--api URL | --db] [--no-wait]
 
 Publishes an essay and shows its send-out until every delivery is done.
@@ -53,6 +64,10 @@ const SENDOUT_OPTIONS = {
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
   if (command === 'feed') return feedCommand(rest);
   if (command === 'doctor') return doctorCommand(rest);
   if (command === 'subscribers' || command === 'stats') return subscribersCommand(command, rest);
@@ -82,8 +97,7 @@ async function main(argv: string[]): Promise<number> {
     const issue = parsed.error.issues[0];
     throw new UsageError(`${String(issue?.path[0] ?? 'input')}: ${issue?.message ?? 'invalid'}`);
   }
-  const config = parseConfig(process.env);
-  const publisher = values.db ? await databasePublisher(config) : apiPublisher(config, values.api);
+  const publisher = values.db ? await databasePublisher(parseConfig(process.env)) : apiPublisher(values.api);
   try {
     const { created, sendout } = await publisher.publish(parsed.data);
     process.stdout.write(
@@ -115,8 +129,7 @@ async function resendUnknownCommand(args: string[]): Promise<number> {
   const slug = positionals[0];
   if (!slug || positionals.length > 1) throw new UsageError('Name one essay by its slug.');
   if (!SLUG_SHAPE.test(slug)) throw new UsageError(`"${slug.slice(0, 200)}" is not a slug.`);
-  const config = parseConfig(process.env);
-  const publisher = values.db ? await databasePublisher(config) : apiPublisher(config, values.api);
+  const publisher = values.db ? await databasePublisher(parseConfig(process.env)) : apiPublisher(values.api);
   try {
     const { resent, sendout } = await publisher.resendUnknown(slug);
     process.stdout.write(
@@ -133,27 +146,12 @@ async function resendUnknownCommand(args: string[]): Promise<number> {
   }
 }
 
-function apiPublisher(config: Config, api: string | undefined): Publisher {
-  const base = (api ?? process.env.ONELETTER_API_URL ?? config.publicUrl).replace(/\/+$/, '');
-  if (!process.env.PUBLISHER_TOKEN) {
-    throw new UsageError('Set PUBLISHER_TOKEN to the token the service was started with (or use --db).');
-  }
+function apiPublisher(apiFlag: string | undefined): Publisher {
+  const api = publisherApi(apiFlag);
   const call = async (path: string, init: RequestInit = {}) => {
-    const res = await fetch(`${base}${path}`, {
-      ...init,
-      headers: { authorization: `Bearer ${config.publisherToken}`, 'content-type': 'application/json' },
-    }).catch((error) => {
-      throw new Error(
-        `Could not reach ${base} (${describeError(error).error}). Is the service running? Use --api URL.`,
-      );
-    });
-    const body = (await res.json().catch(() => ({}))) as {
-      sendout?: SendoutView;
-      resent?: number;
-      error?: { message?: string };
-    };
-    if (!res.ok || !body.sendout)
-      throw new Error(`${res.status}: ${body.error?.message ?? 'unexpected answer'}`);
+    const res = await api.call(path, { ...init, headers: { 'content-type': 'application/json' } });
+    const body = (await res.json().catch(() => ({}))) as { sendout?: SendoutView; resent?: number };
+    if (!body.sendout) throw new CommandError(`${res.status}: unexpected answer from ${api.base}`);
     return { status: res.status, body, sendout: body.sendout };
   };
   return {
@@ -232,8 +230,10 @@ main(process.argv.slice(2)).then(
     }
     const doing = process.argv[2] === 'resend-unknown' ? 'Resending' : 'Publishing';
     const message =
-      error instanceof ConfigError ? error.message : `${doing} failed: ${describeError(error).error}`;
+      error instanceof ConfigError || error instanceof CommandError
+        ? error.message
+        : `${doing} failed: ${describeError(error).error}`;
     process.stderr.write(`${message}\n`);
-    process.exit(1);
+    process.exit(error instanceof CommandError ? error.code : 1);
   },
 );

@@ -13,7 +13,7 @@ import type { Mailer } from '../mail/mailer.js';
 import { createRenderer } from '../mail/render.js';
 import { createSmtpMailer } from '../mail/smtp.js';
 import { loadTemplates } from '../mail/templates-fs.js';
-import { withKeyFile } from './key-file.js';
+import { withKeyFile, withTokenFile } from './key-file.js';
 
 // What only some runs need is imported when they need it: a dispatcher alone (`npm run worker`) loads no
 // HTTP app, router or OpenAPI schemas, no embedded database with PostgreSQL, no feed parser without a feed.
@@ -39,8 +39,11 @@ async function main(argv: string[]): Promise<void> {
   const log = createLogger(out);
   const workerOnly = argv.includes('--worker');
   let config: Config;
+  let tokenFile: ReturnType<typeof withTokenFile>['tokenFile'];
   try {
-    config = parseConfig(withKeyFile(process.env));
+    const withToken = withTokenFile(withKeyFile(process.env));
+    tokenFile = withToken.tokenFile;
+    config = parseConfig(withToken.env);
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`${error.message}\n`);
@@ -124,10 +127,11 @@ async function main(argv: string[]): Promise<void> {
     const app = createApp(deps);
     server = serve({ fetch: app.fetch, port: config.port }, (info) => {
       log.info({ msg: 'listening', url: config.publicUrl, port: info.port });
-      if (config.publisherTokenGenerated) {
+      if (tokenFile) {
         out(
-          `\nPUBLISHER_TOKEN was not set, so this run uses a random one (it changes at every start):\n\n` +
-            `    ${config.publisherToken}\n\nSet PUBLISHER_TOKEN to keep one.\n\n`,
+          `\nPUBLISHER_TOKEN is not set: the dashboard and the CLI use the token kept in ${tokenFile.path}` +
+            `${tokenFile.made ? ' (made now)' : ''}:\n\n    ${config.publisherToken}\n\n` +
+            'The CLI run from this folder reads it from there; set PUBLISHER_TOKEN to use your own.\n\n',
         );
       }
     });

@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
-import { parseConfig } from '../config.js';
-import { describeError } from '../log.js';
+import { CommandError, publisherApi } from '../entry/api-client.js';
 
 const USAGE = `Usage:
   npm run cli -- feed send <entry-id-or-link> [--api URL]
@@ -22,29 +21,17 @@ export async function feedCommand(args: string[]): Promise<number> {
     (values.help ? process.stdout : process.stderr).write(`${USAGE}\n`);
     return values.help ? 0 : 2;
   }
-  if (!process.env.PUBLISHER_TOKEN) {
-    process.stderr.write('Set PUBLISHER_TOKEN to the token the service was started with.\n');
-    return 2;
+  let res: Response;
+  try {
+    res = await publisherApi(values.api).call(`/api/feed/entries/${encodeURIComponent(entry)}/send`, {
+      method: 'POST',
+    });
+  } catch (error) {
+    if (!(error instanceof CommandError)) throw error;
+    process.stderr.write(`${error.message}\n`);
+    return error.code;
   }
-  const config = parseConfig(process.env);
-  const base = (values.api ?? process.env.ONELETTER_API_URL ?? config.publicUrl).replace(/\/+$/, '');
-  const res = await fetch(`${base}/api/feed/entries/${encodeURIComponent(entry)}/send`, {
-    method: 'POST',
-    headers: { authorization: `Bearer ${config.publisherToken}` },
-  }).catch((error) => {
-    throw new Error(
-      `Could not reach ${base} (${describeError(error).error}). Is the service running? Use --api URL.`,
-    );
-  });
-  const body = (await res.json().catch(() => ({}))) as {
-    essay?: { slug: string; title: string };
-    sendout?: { total: number };
-    error?: { message?: string };
-  };
-  if (!res.ok || !body.essay) {
-    process.stderr.write(`${res.status}: ${body.error?.message ?? 'unexpected answer'}\n`);
-    return 1;
-  }
+  const body = (await res.json()) as { essay: { slug: string; title: string }; sendout?: { total: number } };
   process.stdout.write(
     res.status === 202
       ? `Published "${body.essay.title}" as ${body.essay.slug}: ${body.sendout?.total ?? 0} confirmed subscribers get one letter each.\n`

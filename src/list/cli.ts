@@ -4,7 +4,8 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { parseArgs } from 'node:util';
-import { parseConfig } from '../config.js';
+import type { Api } from '../entry/api-client.js';
+import { CommandError, publisherApi } from '../entry/api-client.js';
 import { describeError } from '../log.js';
 import type { ImportReport, StatsView } from './schemas.js';
 
@@ -22,47 +23,6 @@ Through the running service's API:
               are confirmed only when the file says so, the others get a confirmation email; bad lines are
               listed; importing the same file twice changes nothing
   erase       removes the address and name from every table (right to be forgotten); send-out figures stay`;
-
-/** A command's failure: one line on standard error and exit code 1 (2 for a usage mistake). */
-class CommandError extends Error {
-  constructor(
-    message: string,
-    readonly code = 1,
-  ) {
-    super(message);
-  }
-}
-
-interface Api {
-  base: string;
-  call(path: string, init?: RequestInit & { duplex?: 'half' }): Promise<Response>;
-}
-
-function api(apiFlag: string | undefined): Api {
-  if (!process.env.PUBLISHER_TOKEN) {
-    throw new CommandError('Set PUBLISHER_TOKEN to the token the service was started with.', 2);
-  }
-  const config = parseConfig(process.env);
-  const base = (apiFlag ?? process.env.ONELETTER_API_URL ?? config.publicUrl).replace(/\/+$/, '');
-  return {
-    base,
-    async call(path, init = {}) {
-      const res = await fetch(`${base}${path}`, {
-        ...init,
-        headers: { authorization: `Bearer ${config.publisherToken}`, ...(init.headers ?? {}) },
-      }).catch((error) => {
-        throw new CommandError(
-          `Could not reach ${base} (${describeError(error).error}). Is the service running? Use --api URL.`,
-        );
-      });
-      if (!res.ok) {
-        const body = (await res.json().catch(() => ({}))) as { error?: { message?: string } };
-        throw new CommandError(`${res.status}: ${body.error?.message ?? res.statusText}`);
-      }
-      return res;
-    },
-  };
-}
 
 /** A progress line on standard error: redrawn in place on a terminal, a line every 10 s otherwise. */
 function progress(): { show(text: string): void; done(text: string): void } {
@@ -202,7 +162,7 @@ export async function subscribersCommand(command: 'subscribers' | 'stats', args:
     return values.help ? 0 : 2;
   }
   try {
-    const a = api(values.api);
+    const a = publisherApi(values.api);
     if (action === 'export') await exportList(a, values);
     else if (action === 'import') await importFile(a, target as string);
     else if (action === 'erase') await erase(a, target as string);
