@@ -413,12 +413,16 @@ describe('the configuration check', () => {
     expect(check?.fix).toContain('DKIM_DOMAIN=elsewhere.example');
   });
 
-  it('fails the placeholder sender and a mailbox provider domain, warns about http and a missing token', () => {
+  it('fails the placeholder sender and a mailbox provider domain, warns about http, and says where the token is kept when none is set', () => {
     const checks = byName({ ...base, MAIL_FROM: undefined, PUBLIC_URL: 'http://news.example.test' });
     expect(checks.get('MAIL_FROM')?.verdict).toBe('fail');
     expect(checks.get('PUBLIC_URL')?.verdict).toBe('warn');
     expect(byName({ ...base, MAIL_FROM: 'me@gmail.com' }).get('MAIL_FROM')?.verdict).toBe('fail');
-    expect(byName({ ...base, PUBLISHER_TOKEN: undefined }).get('PUBLISHER_TOKEN')?.verdict).toBe('warn');
+    const token = byName({ ...base, PUBLISHER_TOKEN: undefined, DATA_DIR: '/nonexistent/data' }).get(
+      'PUBLISHER_TOKEN',
+    );
+    expect(token?.verdict).toBe('ok');
+    expect(token?.detail).toContain('/nonexistent/data/publisher-token');
   });
 
   it('warns when DKIM is not configured, and about a 1024-bit key', () => {
