@@ -8,6 +8,8 @@ export interface OutgoingEmail {
   /** Without angle brackets, e.g. `essay-3.17@example.com`. */
   messageId?: string;
   headers?: Record<string, string>;
+  /** The link the email asks its reader to follow (a confirmation's): the outbox logs it, nothing sends it. */
+  link?: string;
 }
 
 /** An email already assembled as a MIME message, with its SMTP envelope: sent as it is. */

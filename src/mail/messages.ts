@@ -31,11 +31,12 @@ export async function confirmationEmail(
   to: { email: string; name: string | null },
   token: string,
 ): Promise<OutgoingEmail> {
+  const link = `${config.publicUrl}/confirm/${token}`;
   const rendered = await renderer.email('confirm', {
     site_name: config.siteName,
     site_url: config.siteUrl,
     name: to.name,
-    confirm_url: `${config.publicUrl}/confirm/${token}`,
+    confirm_url: link,
     confirm_hours: Math.round(config.confirmTokenTtlMs / 3_600_000),
   });
   return {
@@ -43,6 +44,7 @@ export async function confirmationEmail(
     to: to.email,
     ...rendered,
     headers: { 'Auto-Submitted': 'auto-generated' },
+    link,
   };
 }
 

@@ -13,9 +13,12 @@ export interface OutboxOptions {
   sign?: DkimSigner;
 }
 
-/** Writes each email as an .eml file instead of sending it: the zero-configuration mailer. */
+/**
+ * Writes each email as an .eml file (CRLF line endings, as SMTP carries it) instead of sending it: the
+ * zero-configuration mailer. Each is logged with its file and, for a confirmation, the link to follow.
+ */
 export function createOutboxMailer(options: OutboxOptions): Mailer {
-  const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'windows' });
   let made = false;
   return {
     description: `outbox folder ${options.dir} (.eml files; set SMTP_URL to send real email)`,
@@ -30,7 +33,7 @@ export function createOutboxMailer(options: OutboxOptions): Mailer {
           ? email.raw
           : ((
               await transport.sendMail({
-                ...email,
+                ...withoutLink(email),
                 messageId: email.messageId && `<${email.messageId}>`,
               })
             ).message as Buffer);
@@ -48,6 +51,7 @@ export function createOutboxMailer(options: OutboxOptions): Mailer {
         file,
         to: maskEmail('raw' in email ? email.envelope.to : email.to),
         subject: email.subject,
+        ...('link' in email && email.link ? { link: email.link } : {}),
       });
       return { status: 'sent' };
     },
@@ -55,4 +59,9 @@ export function createOutboxMailer(options: OutboxOptions): Mailer {
       transport.close();
     },
   };
+}
+
+/** The email as nodemailer takes it: the link is for the log only. */
+function withoutLink({ link: _link, ...email }: OutgoingEmail): OutgoingEmail {
+  return email;
 }
