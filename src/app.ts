@@ -14,6 +14,16 @@ import { subscriptionRoutes } from './reader/routes.js';
 
 /** Where the pages' icon is served (linked from templates/pages/layout.liquid and the dashboard's layout). */
 export const FAVICON_PATH = '/favicon.svg';
+
+/** Crawlers may read the form; links from emails, the API and the dashboard are no place for them. */
+const ROBOTS_TXT = [
+  'User-agent: *',
+  'Disallow: /confirm/',
+  'Disallow: /unsubscribe/',
+  'Disallow: /api/',
+  'Disallow: /admin',
+  '',
+].join('\n');
 /** A day: an icon rarely changes, and a browser that kept an old one shows nothing wrong. */
 const ICON_CACHE = 'public, max-age=86400';
 
@@ -97,6 +107,12 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.get('/favicon.ico', (c) => {
     c.header('Cache-Control', ICON_CACHE);
     return c.body(null, 204);
+  });
+
+  // The reader's pages are per person (links from emails) and carry noindex; the API and dashboard are private.
+  app.get('/robots.txt', (c) => {
+    c.header('Cache-Control', 'public, max-age=86400');
+    return c.text(ROBOTS_TXT);
   });
 
   app.route('/', subscriptionRoutes(deps));

@@ -138,13 +138,16 @@ export async function respondError(c: Context<AppEnv>, error: AppError): Promise
     return c.body(errorJson(error), error.status, { 'Content-Type': 'application/json' });
   }
   const deps = c.get('deps');
-  const offerSubscribe = error.code === 'token_invalid' || error.code === 'token_expired';
+  // A dead link, or an address the form refused: the page offers the form again.
+  const offerSubscribe =
+    error.code === 'token_invalid' || error.code === 'token_expired' || error.code === 'invalid_email';
   const html = await deps.renderer
     .page('error', {
       ...pageVars(deps),
       title: error.title ?? titles[error.status] ?? 'Something went wrong',
       message: error.message,
       offer_subscribe: offerSubscribe,
+      retry: error.code === 'invalid_email',
     })
     .catch(() => `<!doctype html><title>Error</title><p>${error.status}: ${escapeHtml(error.message)}</p>`);
   return c.html(html, error.status);

@@ -200,7 +200,7 @@ function expiredLink(): AppError {
 export function invalidLink(): AppError {
   return new AppError(
     'token_invalid',
-    'This link is not valid. Check that the whole link from the email was opened, or subscribe again.',
+    'This link matches no subscription. Check that the whole link from the email was opened, or subscribe again.',
     'This link is not valid',
   );
 }
