@@ -66,12 +66,12 @@ async function answers(checked: Promise<CheckedCall>, status: number, type?: Reg
   return res;
 }
 
-const postJson = (path: string, body: unknown, headers: Record<string, string> = {}) => ({
+const postJson = (body: unknown, headers: Record<string, string> = {}) => ({
   method: 'POST',
   headers: { ...JSON_TYPE, ...headers },
   body: typeof body === 'string' ? body : JSON.stringify(body),
 });
-const postForm = (path: string, fields: Record<string, string>, headers: Record<string, string> = {}) => ({
+const postForm = (fields: Record<string, string>, headers: Record<string, string> = {}) => ({
   method: 'POST',
   headers: { ...FORM, ...BROWSER, ...headers },
   body: new URLSearchParams(fields).toString(),
@@ -80,13 +80,13 @@ const postForm = (path: string, fields: Record<string, string>, headers: Record<
 describe('a reader subscribing', () => {
   it('as JSON, new and again, with a name: 202', async () => {
     const body = { email: 'json-reader@example.org', name: 'Ann Reader' };
-    await answers(call('/subscribe', postJson('/subscribe', body), true), 202, /json/);
-    await answers(call('/subscribe', postJson('/subscribe', body), true), 202, /json/);
+    await answers(call('/subscribe', postJson(body), true), 202, /json/);
+    await answers(call('/subscribe', postJson(body), true), 202, /json/);
   });
 
   it('as a form, with a name and a redirect, or as multipart: 303', async () => {
     const fields = { email: 'form-reader@example.org', name: 'Bo', redirect: `${SITE}/thanks` };
-    await answers(call('/subscribe', postForm('/subscribe', fields), true), 303);
+    await answers(call('/subscribe', postForm(fields), true), 303);
     const boundary = 'contract-boundary';
     const multipart = {
       method: 'POST',
@@ -97,19 +97,19 @@ describe('a reader subscribing', () => {
   });
 
   it('with an invalid address or name: 422, as JSON or as a page', async () => {
-    await answers(call('/subscribe', postJson('/subscribe', { email: 'not-an-address' })), 422, /json/);
-    await answers(call('/subscribe', postForm('/subscribe', { email: 'not-an-address' })), 422, /html/);
+    await answers(call('/subscribe', postJson({ email: 'not-an-address' })), 422, /json/);
+    await answers(call('/subscribe', postForm({ email: 'not-an-address' })), 422, /html/);
     const name = { email: 'named@example.org', name: 'Line\nbreak' };
-    await answers(call('/subscribe', postJson('/subscribe', name)), 422, /json/);
+    await answers(call('/subscribe', postJson(name)), 422, /json/);
   });
 
   it('with a redirect to another origin: 422', async () => {
     const fields = { email: 'redirected@example.org', redirect: 'https://elsewhere.example/' };
-    await answers(call('/subscribe', postForm('/subscribe', fields)), 422, /html/);
+    await answers(call('/subscribe', postForm(fields)), 422, /html/);
   });
 
   it('with malformed JSON: 400', async () => {
-    await answers(call('/subscribe', postJson('/subscribe', '{"email":')), 400, /json/);
+    await answers(call('/subscribe', postJson('{"email":')), 400, /json/);
   });
 
   it('with a body of another type: 415, as a page or as JSON', async () => {
@@ -124,27 +124,23 @@ describe('a reader subscribing', () => {
 
   it('with a body over BODY_LIMIT_BYTES: 413', async () => {
     const big = { email: 'big@example.org', name: 'x'.repeat(BODY_LIMIT) };
-    await answers(call('/subscribe', postJson('/subscribe', big)), 413, /json/);
-    await answers(call('/subscribe', postForm('/subscribe', big)), 413, /html/);
+    await answers(call('/subscribe', postJson(big)), 413, /json/);
+    await answers(call('/subscribe', postForm(big)), 413, /html/);
   });
 
   it('too often from one client: 429 with Retry-After', async () => {
     const ip = { 'x-forwarded-for': '203.0.113.77' };
     for (let i = 0; i < 3; i++) {
-      const body = postJson('/subscribe', { email: `often-${i}@example.org` }, ip);
+      const body = postJson({ email: `often-${i}@example.org` }, ip);
       await answers(api.call('/subscribe', body, { validRequest: true }), 202);
     }
     const res = await answers(
-      api.call('/subscribe', postJson('/subscribe', { email: 'often-x@example.org' }, ip)),
+      api.call('/subscribe', postJson({ email: 'often-x@example.org' }, ip)),
       429,
       /json/,
     );
     expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
-    await answers(
-      api.call('/subscribe', postForm('/subscribe', { email: 'often-y@example.org' }, ip)),
-      429,
-      /html/,
-    );
+    await answers(api.call('/subscribe', postForm({ email: 'often-y@example.org' }, ip)), 429, /html/);
   });
 });
 
@@ -153,7 +149,7 @@ describe('a reader confirming and unsubscribing', () => {
   let unsubscribeToken: string;
 
   beforeAll(async () => {
-    await answers(call('/subscribe', postJson('/subscribe', { email: 'links@example.org' }), true), 202);
+    await answers(call('/subscribe', postJson({ email: 'links@example.org' }), true), 202);
     await s.drain();
     confirmToken = confirmTokenIn(s.smtp.to('links@example.org')[0]?.parsed.text);
   });
@@ -170,7 +166,7 @@ describe('a reader confirming and unsubscribing', () => {
     const unknown = 'A'.repeat(43);
     await answers(call(`/confirm/${unknown}`, { headers: BROWSER }, true), 404, /html/);
     await answers(call(`/confirm/${unknown}`, { method: 'POST', headers: WANTS_JSON }, true), 404, /json/);
-    await answers(call('/subscribe', postJson('/subscribe', { email: 'late@example.org' }), true), 202);
+    await answers(call('/subscribe', postJson({ email: 'late@example.org' }), true), 202);
     await s.drain();
     const late = confirmTokenIn(s.smtp.to('late@example.org')[0]?.parsed.text);
     await s.database.db.execute(sql`update confirmations set expires_at = now() - interval '1 hour'`);
@@ -218,7 +214,7 @@ describe('the operations and pages', () => {
 
 /** Every publisher route, with a good request. */
 const publisherCalls: [string, RequestInit][] = [
-  ['/api/essays', postJson('/api/essays', { slug: 'any', title: 'Any', url: `${SITE}/any` })],
+  ['/api/essays', postJson({ slug: 'any', title: 'Any', url: `${SITE}/any` })],
   ['/api/essays/any', {}],
   ['/api/essays/any/resend-unknown', { method: 'POST' }],
   ['/api/feed/entries/an-entry/send', { method: 'POST' }],
@@ -243,22 +239,22 @@ describe('the publisher API', () => {
       url: `${SITE}/on-contracts`,
       summary: 'Kept.',
     };
-    await answers(call('/api/essays', withToken(postJson('/api/essays', essay)), true), 202, /json/);
-    await answers(call('/api/essays', withToken(postJson('/api/essays', essay)), true), 200, /json/);
+    await answers(call('/api/essays', withToken(postJson(essay)), true), 202, /json/);
+    await answers(call('/api/essays', withToken(postJson(essay)), true), 200, /json/);
     await answers(call('/api/essays/on-contracts', withToken({}), true), 200, /json/);
     await answers(call('/api/essays/on-contracts/resend-unknown', withToken({ method: 'POST' }), true), 200);
   });
 
   it('refuses bad essays: 422, 400, 415, 413, 404', async () => {
     const bad = { slug: '-bad slug', title: 'T', url: `${SITE}/t` };
-    await answers(call('/api/essays', withToken(postJson('/api/essays', bad))), 422, /json/);
+    await answers(call('/api/essays', withToken(postJson(bad))), 422, /json/);
     const controls = { slug: 'controls', title: 'A\u0001title', url: `${SITE}/t` };
-    await answers(call('/api/essays', withToken(postJson('/api/essays', controls))), 422, /json/);
-    await answers(call('/api/essays', withToken(postJson('/api/essays', '{"slug":'))), 400, /json/);
+    await answers(call('/api/essays', withToken(postJson(controls))), 422, /json/);
+    await answers(call('/api/essays', withToken(postJson('{"slug":'))), 400, /json/);
     const plain = { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'slug=x' };
     await answers(call('/api/essays', withToken(plain)), 415, /json/);
     const big = { slug: 'big', title: 'Big', url: `${SITE}/big`, summary: 'x'.repeat(BODY_LIMIT) };
-    await answers(call('/api/essays', withToken(postJson('/api/essays', big))), 413, /json/);
+    await answers(call('/api/essays', withToken(postJson(big))), 413, /json/);
     await answers(call('/api/essays/no-such-essay', withToken({}), true), 404, /json/);
     await answers(call('/api/essays/no-such-essay/resend-unknown', withToken({ method: 'POST' }), true), 404);
     await answers(call('/api/feed/entries/an-entry/send', withToken({ method: 'POST' }), true), 404, /json/);
@@ -286,7 +282,7 @@ describe('the publisher API', () => {
     await answers(call('/api/subscribers?cursor=not-a-cursor', withToken({})), 400, /json/);
     await answers(call('/api/subscribers/export?since=yesterday', withToken({})), 422, /json/);
     await answers(call('/api/stats?days=0', withToken({})), 422, /json/);
-    const json = postJson('/api/subscribers/import', { email: 'x@example.org' });
+    const json = postJson({ email: 'x@example.org' });
     await answers(call('/api/subscribers/import', withToken(json)), 415, /json/);
     const noEmail = { method: 'POST', headers: { 'content-type': 'text/csv' }, body: 'name\nAda\n' };
     await answers(call('/api/subscribers/import', withToken(noEmail), true), 422, /json/);
@@ -347,7 +343,7 @@ describe('the check itself', () => {
       delete paths['/api/essays']?.post.responses['413'];
     });
     const big = { slug: 'big', title: 'Big', url: `${SITE}/big`, summary: 'x'.repeat(BODY_LIMIT) };
-    const { res, mismatches } = await strict.call('/api/essays', withToken(postJson('/api/essays', big)));
+    const { res, mismatches } = await strict.call('/api/essays', withToken(postJson(big)));
     expect(res.status).toBe(413);
     expect(mismatches.join('\n')).toMatch(/status code/);
   });
@@ -359,11 +355,7 @@ describe('the check itself', () => {
         .schemas;
       Object.assign(schemas.Subscription?.properties.name ?? {}, { pattern: '^[^\\p{Cc}]*$/u' });
     });
-    const body = postJson(
-      '/subscribe',
-      { email: 'flagged@example.org', name: 'Ann' },
-      { 'x-forwarded-for': freshIp() },
-    );
+    const body = postJson({ email: 'flagged@example.org', name: 'Ann' }, { 'x-forwarded-for': freshIp() });
     const { mismatches } = await flagged.call('/subscribe', body, { validRequest: true });
     expect(mismatches.join('\n')).toMatch(/pattern/);
   });

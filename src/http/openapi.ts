@@ -1,6 +1,5 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { z } from '@hono/zod-openapi';
-import type { Context } from 'hono';
 import type { AppEnv, Deps } from '../deps.js';
 import { AppError } from './errors.js';
 
@@ -110,7 +109,6 @@ export function inputError(issues: readonly Issue[], whole = 'input'): AppError 
  */
 export function invalidInput(
   result: { success: true } | { success: false; error: { issues: readonly Issue[] }; target: string },
-  _c: Context<AppEnv>,
 ): void {
   if (result.success) return;
   throw inputError(
