@@ -1,4 +1,4 @@
-import { OpenAPIHono } from '@hono/zod-openapi';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Hono, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { adminHeaders, adminRoutes } from './admin/routes.js';
@@ -7,7 +7,7 @@ import type { AppEnv, Deps } from './deps.js';
 import { essayRoutes } from './essays/routes.js';
 import { feedRoutes } from './feed/routes.js';
 import { AppError, onError, redactPath, respondError } from './http/errors.js';
-import { DOCS_CSP, openApiRoutes } from './http/openapi.js';
+import { DOCS_CSP, invalidInput, json, openApiRoutes } from './http/openapi.js';
 import { secureAnswers, securityHeaders } from './http/security-headers.js';
 import { IMPORT_PATH, subscriberRoutes } from './list/routes.js';
 import { subscriptionRoutes } from './reader/routes.js';
@@ -27,10 +27,33 @@ const ROBOTS_TXT = [
 /** A day: an icon rarely changes, and a browser that kept an old one shows nothing wrong. */
 const ICON_CACHE = 'public, max-age=86400';
 
+const healthRoute = createRoute({
+  method: 'get',
+  path: '/healthz',
+  tags: ['Operations'],
+  summary: 'The process is up',
+  responses: { 200: json(z.object({ status: z.literal('ok') }), 'Up.') },
+});
+
+const readyRoute = createRoute({
+  method: 'get',
+  path: '/readyz',
+  tags: ['Operations'],
+  summary: 'The database answers',
+  responses: {
+    200: json(z.object({ status: z.literal('ready'), database: z.literal('reachable') }), 'Ready.'),
+    503: json(
+      z.object({ status: z.literal('unavailable'), database: z.literal('unreachable'), message: z.string() }),
+      'The database does not answer.',
+    ),
+  },
+});
+
 /** Builds the HTTP app over its dependencies. Imports no runtime and no database driver. */
 export function createApp(deps: Deps): Hono<AppEnv> {
   // OpenAPIHono: a Hono app that also collects the routes' OpenAPI descriptions (served at /openapi.json).
-  const app = new OpenAPIHono<AppEnv>();
+  // Its defaultHook answers a request its route's schemas refuse, for every route mounted below.
+  const app = new OpenAPIHono<AppEnv>({ defaultHook: invalidInput });
   const { config } = deps;
   const ownOrigin = new URL(config.publicUrl).origin;
 
@@ -61,16 +84,16 @@ export function createApp(deps: Deps): Hono<AppEnv> {
 
   app.use(limitBody(config.bodyLimitBytes));
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
-  app.get('/readyz', async (c) => {
+  app.openapi(healthRoute, (c) => c.json({ status: 'ok' as const }, 200));
+  app.openapi(readyRoute, async (c) => {
     try {
       await deps.database.ping();
-      return c.json({ status: 'ready', database: 'reachable' });
+      return c.json({ status: 'ready' as const, database: 'reachable' as const }, 200);
     } catch {
       return c.json(
         {
-          status: 'unavailable',
-          database: 'unreachable',
+          status: 'unavailable' as const,
+          database: 'unreachable' as const,
           message: 'The database does not answer; try again soon.',
         },
         503,

@@ -1,8 +1,8 @@
-import { Hono } from 'hono';
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
-import { z } from 'zod';
 import type { AppEnv, Deps } from '../deps.js';
 import { AppError } from '../http/errors.js';
+import { apiError, json, unavailable } from '../http/openapi.js';
 import { maskEmail } from '../mail/mailer.js';
 import type { SnsMessage } from './sns.js';
 import { createSnsVerifier, isAwsSnsUrl, parseSnsMessage } from './sns.js';
@@ -47,56 +47,100 @@ interface Outcome {
   reason?: string;
 }
 
+const sesWebhookRoute = createRoute({
+  method: 'post',
+  path: SES_WEBHOOK_PATH,
+  tags: ['Webhooks'],
+  summary: 'Amazon SES bounces and complaints, through Amazon SNS',
+  description:
+    'Only when SES_SNS_TOPIC_ARN is set (404 otherwise). Takes the messages an SNS HTTPS subscription posts ' +
+    '(`text/plain` JSON, raw message delivery off), checks Amazon’s signature (SignatureVersion 1 or 2) with ' +
+    'the certificate at SigningCertURL on an Amazon SNS host, the topic and the timestamp (at most an hour ' +
+    'old). A permanent bounce marks the address bounced; a complaint unsubscribes it (history: `complained`, ' +
+    'recorded once per report, also when the address had already left); a SubscriptionConfirmation is ' +
+    'confirmed by visiting its SubscribeURL. Other notifications are ignored.',
+  request: {
+    body: {
+      required: true,
+      content: {
+        'text/plain': {
+          schema: z.string().openapi({
+            description: 'The SNS message: Type, MessageId, TopicArn, Message, Timestamp, Signature…',
+          }),
+        },
+      },
+    },
+  },
+  responses: {
+    200: json(
+      z
+        .object({
+          status: z.enum(['processed', 'ignored', 'confirmed', 'noted']),
+          type: z.string().optional().openapi({ description: 'The SES notification type, e.g. Bounce.' }),
+          changed: z.number().int().optional().openapi({ description: 'Subscribers whose status changed.' }),
+          reason: z.string().optional(),
+        })
+        .openapi('WebhookOutcome'),
+      'Accepted: processed, or nothing to do.',
+    ),
+    400: apiError('Not an SNS message.'),
+    401: apiError('Not signed by Amazon SNS, not a configured topic, or too old.'),
+    404: apiError('SES_SNS_TOPIC_ARN is not set.'),
+    413: apiError('The body is larger than 1 MiB: not an SNS message (`payload_too_large`).'),
+    502: apiError('Amazon could not be reached to fetch the certificate or confirm the subscription.'),
+    ...unavailable(apiError),
+  },
+});
+
 /**
  * POST /webhooks/ses: Amazon SES bounce and complaint notifications through an SNS topic. Each message must
  * come from a topic in SES_SNS_TOPIC_ARN and carry Amazon's signature; anything else is refused and changes
  * nothing. A hard bounce suppresses the address like an SMTP 5xx answer; a complaint unsubscribes it.
- * Mounted only when SES_SNS_TOPIC_ARN is set.
+ * Answers 404, as any unknown address does, until SES_SNS_TOPIC_ARN is set.
  */
-export function sesWebhookRoutes(deps: Deps): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+export function sesWebhookRoutes(deps: Deps): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
   const { config, log } = deps;
-  if (config.sesSnsTopicArns.length === 0) return app;
   const fetchFn = deps.fetch ?? ((input, init) => fetch(input, init));
   const verify = createSnsVerifier({ fetch: fetchFn });
-
-  app.post(
-    SES_WEBHOOK_PATH,
-    bodyLimit({
-      maxSize: SES_WEBHOOK_LIMIT_BYTES,
-      onError: () => {
-        throw new AppError(
-          'payload_too_large',
-          `The body is larger than ${SES_WEBHOOK_LIMIT_BYTES} bytes: not an SNS message.`,
-        );
-      },
-    }),
-    async (c) => {
-      const message = parseSnsMessage(await c.req.text(), c.req.header('x-amz-sns-message-type'));
-      if (!config.sesSnsTopicArns.includes(message.TopicArn)) {
-        log.warn({ msg: 'sns message from a topic not in SES_SNS_TOPIC_ARN', messageId: message.MessageId });
-        throw new AppError(
-          'topic_not_allowed',
-          'This endpoint takes messages only from the SNS topics named in SES_SNS_TOPIC_ARN.',
-        );
-      }
-      if (message.Type !== 'Notification' && !isAwsSnsUrl(message.SubscribeURL ?? '')) {
-        throw new AppError(
-          'signature_invalid',
-          'SubscribeURL is not an https:// address on an Amazon SNS host.',
-        );
-      }
-      try {
-        await verify(message);
-      } catch (error) {
-        if (error instanceof AppError) {
-          log.warn({ msg: 'sns message refused', messageId: message.MessageId, reason: error.message });
-        }
-        throw error;
-      }
-      return c.json(await handle(deps, fetchFn, message));
+  const tooLarge = bodyLimit({
+    maxSize: SES_WEBHOOK_LIMIT_BYTES,
+    onError: () => {
+      throw new AppError(
+        'payload_too_large',
+        `The body is larger than ${SES_WEBHOOK_LIMIT_BYTES} bytes: not an SNS message.`,
+      );
     },
-  );
+  });
+
+  app.openapi({ ...sesWebhookRoute, middleware: [tooLarge] }, async (c) => {
+    if (config.sesSnsTopicArns.length === 0) {
+      throw new AppError('not_found', 'There is nothing at this address. Check the link and try again.');
+    }
+    const message = parseSnsMessage(await c.req.text(), c.req.header('x-amz-sns-message-type'));
+    if (!config.sesSnsTopicArns.includes(message.TopicArn)) {
+      log.warn({ msg: 'sns message from a topic not in SES_SNS_TOPIC_ARN', messageId: message.MessageId });
+      throw new AppError(
+        'topic_not_allowed',
+        'This endpoint takes messages only from the SNS topics named in SES_SNS_TOPIC_ARN.',
+      );
+    }
+    if (message.Type !== 'Notification' && !isAwsSnsUrl(message.SubscribeURL ?? '')) {
+      throw new AppError(
+        'signature_invalid',
+        'SubscribeURL is not an https:// address on an Amazon SNS host.',
+      );
+    }
+    try {
+      await verify(message);
+    } catch (error) {
+      if (error instanceof AppError) {
+        log.warn({ msg: 'sns message refused', messageId: message.MessageId, reason: error.message });
+      }
+      throw error;
+    }
+    return c.json(await handle(deps, fetchFn, message), 200);
+  });
   return app;
 }
 

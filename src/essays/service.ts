@@ -7,8 +7,16 @@ import { announceWork } from '../dispatch/wake.js';
 /** What a slug looks like: checked on input and before a lookup asks the database. */
 export const SLUG_SHAPE = /^[A-Za-z0-9][A-Za-z0-9._~-]*$/;
 
-/** Text without control characters other than tab and line breaks (NUL can't even be stored). */
-const NO_CONTROLS = /^(?:[^\p{Cc}]|[\t\r\n])*$/u;
+/**
+ * Text without control characters (Unicode's Cc: U+0000–U+001F, U+007F–U+009F) other than tab and line
+ * breaks (NUL can't even be stored). Written as ranges, without flags, so that the OpenAPI document's
+ * `pattern` is this very expression and means the same to any ECMA-262 engine.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what it refuses.
+const NO_CONTROLS = /^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$/;
+/** No spaces and no control characters, for an address. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what it refuses.
+const NO_SPACES_OR_CONTROLS = /^[^\s\u0000-\u001F\u007F-\u009F]*$/;
 
 export const essayInput = z.object({
   slug: z
@@ -30,7 +38,7 @@ export const essayInput = z.object({
   url: z
     .url({ protocol: /^https?$/, error: 'url must be the essay’s http:// or https:// address.' })
     .max(2000, { error: 'url is too long: at most 2000 characters.' })
-    .regex(/^[^\s\p{Cc}]*$/u, { error: 'url may not contain spaces or control characters.' }),
+    .regex(NO_SPACES_OR_CONTROLS, { error: 'url may not contain spaces or control characters.' }),
   summary: z
     .string({ error: 'summary must be text.' })
     .trim()

@@ -1,4 +1,4 @@
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../deps.js';
 import { AppError } from './errors.js';
 
@@ -67,4 +67,25 @@ async function readForm(c: Context<AppEnv>, type: string): Promise<Record<string
     if (!(key in fields)) fields[key] = value;
   }
   return fields;
+}
+
+/**
+ * A route's JSON body, read before its validator: not JSON → 415, unreadable → 400 `malformed_json`, each
+ * with a message that shows what to send (`what`, `example`). Hono keeps the parsed body for the validator.
+ */
+export function jsonBody(what: string, example: string): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (!/^application\/(.+\+)?json/i.test(c.req.header('content-type') ?? '')) {
+      throw new AppError(
+        'unsupported_media_type',
+        `Send ${what} as JSON with Content-Type: application/json.`,
+      );
+    }
+    try {
+      await c.req.json();
+    } catch {
+      throw new AppError('malformed_json', `The body is not valid JSON. Send ${example}.`);
+    }
+    await next();
+  };
 }

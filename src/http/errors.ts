@@ -1,4 +1,5 @@
 import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { AppEnv, Deps } from '../deps.js';
 import { describeError } from '../log.js';
@@ -115,6 +116,16 @@ export function isDatabaseUnavailable(error: unknown): boolean {
 /** Turns any thrown error into the client's answer: JSON or a page, never a stack trace. */
 export function toAppError(error: unknown): AppError {
   if (error instanceof AppError) return error;
+  // Hono's own refusals (a route's validator: a body of a type the route does not take, unreadable JSON).
+  if (error instanceof HTTPException && error.status === 415) {
+    return new AppError(
+      'unsupported_media_type',
+      'Send the body in one of the content types this address takes.',
+    );
+  }
+  if (error instanceof HTTPException && error.status === 400) {
+    return new AppError('bad_request', 'The body could not be read. Send it as the content type it says.');
+  }
   if (isDatabaseUnavailable(error)) {
     return new AppError(
       'database_unavailable',

@@ -2,12 +2,18 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { bodyLimit } from 'hono/body-limit';
 import type { AppEnv, Deps } from '../deps.js';
 import { AppError } from '../http/errors.js';
+import {
+  apiError,
+  json,
+  publisherErrors,
+  publisherSecurity,
+  tooLarge,
+  unavailable,
+} from '../http/openapi.js';
 import { publisherAuth } from '../http/publisher-auth.js';
 import {
   erasedView,
-  errorBody,
   importReport,
-  json,
   listQuery,
   statsQuery,
   statsView,
@@ -24,19 +30,10 @@ import { exportCsv, importCsv } from './transfer.js';
 
 export const IMPORT_PATH = '/api/subscribers/import';
 
-/** Query and path validation failures answer like every other bad input: 422 with the first issue. */
-export function invalidInput(result: { success: boolean; error?: z.ZodError }): void {
-  if (result.success || !result.error) return;
-  const issue = result.error.issues[0];
-  const field = issue?.path.join('.') || 'input';
-  throw new AppError('invalid_input', `${field}: ${issue?.message ?? 'invalid'}`);
-}
-
-const security = [{ publisherToken: [] }];
-const errors = {
-  401: json(errorBody, 'No or wrong publisher token.'),
-  422: json(errorBody, 'A parameter is not valid; the message names it.'),
-};
+const security = publisherSecurity;
+/** What every subscriber route may answer besides its own answers. */
+const errors = { ...publisherErrors, ...unavailable(apiError) };
+const badParameter = { 422: apiError('A parameter is not valid (`invalid_input`); the message names it.') };
 
 const listRoute = createRoute({
   method: 'get',
@@ -49,8 +46,9 @@ const listRoute = createRoute({
   request: { query: listQuery },
   responses: {
     200: json(subscriberPage, 'One page of subscribers.'),
-    400: json(errorBody, 'The cursor is not one this service gave out (`invalid_cursor`).'),
+    400: apiError('The cursor is not one this service gave out (`invalid_cursor`).'),
     ...errors,
+    ...badParameter,
   },
 });
 
@@ -69,6 +67,7 @@ const exportRoute = createRoute({
       content: { 'text/csv': { schema: z.string() } },
     },
     ...errors,
+    ...badParameter,
   },
 });
 
@@ -94,10 +93,10 @@ const importRoute = createRoute({
   },
   responses: {
     200: json(importReport, 'What the import did, and the bad rows.'),
-    401: errors[401],
-    413: json(errorBody, 'The file is larger than IMPORT_LIMIT_BYTES.'),
-    415: json(errorBody, 'Not sent as text/csv.'),
-    422: json(errorBody, 'The file has no header row naming an email column (`invalid_csv`).'),
+    ...errors,
+    413: apiError('The file is larger than IMPORT_LIMIT_BYTES (`payload_too_large`).'),
+    415: apiError('Not sent as text/csv (`unsupported_media_type`).'),
+    422: apiError('The file has no header row naming an email column (`invalid_csv`).'),
   },
 });
 
@@ -110,8 +109,9 @@ const detailRoute = createRoute({
   request: { params: subscriberRef },
   responses: {
     200: json(subscriberDetail, 'The subscriber.'),
-    401: errors[401],
-    404: json(errorBody, 'No subscriber has that id or address.'),
+    ...errors,
+    404: apiError('No subscriber has that id or address.'),
+    ...badParameter,
   },
 });
 
@@ -127,8 +127,10 @@ const eraseRoute = createRoute({
   request: { params: subscriberRef },
   responses: {
     200: json(erasedView, 'Erased.'),
-    401: errors[401],
-    404: json(errorBody, 'No subscriber has that id or address.'),
+    ...errors,
+    404: apiError('No subscriber has that id or address.'),
+    ...badParameter,
+    ...tooLarge(apiError),
   },
 });
 
@@ -139,13 +141,13 @@ const statsRoute = createRoute({
   summary: 'Subscribers by status, growth per day, recent send-outs',
   security,
   request: { query: statsQuery },
-  responses: { 200: json(statsView, 'The figures.'), ...errors },
+  responses: { 200: json(statsView, 'The figures.'), ...errors, ...badParameter },
 });
 
 const CSV_TYPES = /^(text\/csv|application\/csv|text\/plain)\b/i;
 
 export function subscriberRoutes(deps: Deps): OpenAPIHono<AppEnv> {
-  const app = new OpenAPIHono<AppEnv>({ defaultHook: invalidInput });
+  const app = new OpenAPIHono<AppEnv>();
   const db = deps.database.db;
   const auth = publisherAuth(deps);
   app.use('/api/subscribers', auth);

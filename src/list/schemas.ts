@@ -247,18 +247,3 @@ export const statsView = z
   .openapi('Stats');
 
 export type StatsView = z.infer<typeof statsView>;
-
-/** A JSON answer in an OpenAPI route: its schema and what it means. */
-export const json = <T extends z.ZodType>(schema: T, description: string) => ({
-  content: { 'application/json': { schema } },
-  description,
-});
-
-export const errorBody = z
-  .object({
-    error: z.object({
-      code: z.string().openapi({ example: 'invalid_input' }),
-      message: z.string(),
-    }),
-  })
-  .openapi('Error');

@@ -1,11 +1,20 @@
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Context, MiddlewareHandler } from 'hono';
-import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import type { AppEnv, Deps } from '../deps.js';
 import { readFields } from '../http/body.js';
 import { clientIp } from '../http/client-ip.js';
 import type { ErrorCode } from '../http/errors.js';
 import { AppError, errorJson, errorStatus, pageVars, respondError, wantsJson } from '../http/errors.js';
+import {
+  json,
+  jsonOrPage,
+  page as pageAnswer,
+  readerError,
+  tooLarge,
+  unavailable,
+  withRetryAfter,
+} from '../http/openapi.js';
 import { addressKey, hitLimits } from '../http/rate-limit.js';
 import { isWhole, securityHeaders, wholeAnswer } from '../http/security-headers.js';
 import {
@@ -20,9 +29,166 @@ import {
 /** The honeypot: a field people never see or fill; bots fill every field. */
 export const HONEYPOT_FIELD = 'website';
 
+/**
+ * The fields of a subscription as the document shows them. The route reads its body itself (a form,
+ * multipart or JSON, into flat fields; the honeypot first, so a bot learns nothing from a refusal) and
+ * checks them with subscribeInput, so the document names this schema by reference: zod-openapi validates
+ * only the schemas given to a route inline.
+ */
+const subscription = subscribeInput
+  .extend({
+    redirect: z.string().optional().openapi({
+      description: 'Form posts: where to send the reader after (an ALLOWED_ORIGINS address).',
+    }),
+  })
+  .openapi('Subscription');
+
+/** RFC 8058's one-click body, as mail clients send it; the route needs no body (the token says who). */
+const oneClick = z
+  .object({ 'List-Unsubscribe': z.literal('One-Click').optional() })
+  .openapi('OneClickUnsubscribe');
+
+const ref = (name: string) => ({ schema: { $ref: `#/components/schemas/${name}` } });
+
+const token = z.object({
+  token: z
+    .string()
+    .openapi({ param: { name: 'token', in: 'path' }, description: 'The token from the email link.' }),
+});
+
+const unknownToken = readerError('Unknown link (`token_invalid`): a page that offers to subscribe again.');
+const expiredToken = readerError(
+  'Expired or spent link (`token_expired`): a page that offers to subscribe again.',
+);
+
+const subscribeRoute = createRoute({
+  method: 'post',
+  path: '/subscribe',
+  tags: ['Readers'],
+  summary: 'Subscribe an address (double opt-in)',
+  description:
+    'The same answer whatever the address’s state; a confirmation email follows when one is due. A JSON ' +
+    'request (JSON body, or `Accept: application/json`) is answered with JSON; a form post with 303 See Other, ' +
+    'and its errors with a page.',
+  request: {
+    body: {
+      required: true,
+      content: {
+        'application/json': ref('Subscription'),
+        'application/x-www-form-urlencoded': ref('Subscription'),
+        'multipart/form-data': ref('Subscription'),
+      },
+    },
+  },
+  responses: {
+    202: json(z.object({ status: z.literal('pending') }), 'Recorded; the confirmation email is on its way.'),
+    303: {
+      description: 'A form post: on to `redirect` or the “check your inbox” page.',
+      headers: {
+        Location: { description: 'Where the browser goes next.', schema: { type: 'string' as const } },
+      },
+    },
+    400: readerError('Unreadable JSON (`malformed_json`) or form, or too many fields (`bad_request`).'),
+    ...tooLarge(readerError),
+    415: readerError('Neither JSON nor a form (`unsupported_media_type`).'),
+    422: readerError('`invalid_email`, `invalid_input` or `invalid_redirect`; the message says what to fix.'),
+    429: withRetryAfter(
+      readerError('Too many attempts from this client or for this address (`rate_limited`).'),
+    ),
+    ...unavailable(readerError),
+  },
+});
+
+const checkInboxRoute = createRoute({
+  method: 'get',
+  path: '/check-inbox',
+  tags: ['Pages'],
+  summary: 'The “check your inbox” page a form post leads to',
+  responses: { 200: pageAnswer('The page.') },
+});
+
+const formRoute = createRoute({
+  method: 'get',
+  path: '/form',
+  tags: ['Pages'],
+  summary: 'For site owners: a working form, and the snippet to paste into the site',
+  responses: { 200: pageAnswer('The page.') },
+});
+
+const confirmPageRoute = createRoute({
+  method: 'get',
+  path: '/confirm/{token}',
+  tags: ['Readers'],
+  summary: 'The confirmation link: a page with one button (changes nothing)',
+  request: { params: token },
+  responses: {
+    200: pageAnswer('The page; its button POSTs to the same address.'),
+    404: unknownToken,
+    410: expiredToken,
+    ...unavailable(readerError),
+  },
+});
+
+const confirmRoute = createRoute({
+  method: 'post',
+  path: '/confirm/{token}',
+  tags: ['Readers'],
+  summary: 'Confirm a subscription (idempotent)',
+  description: 'With `Accept: application/json`, answers JSON; otherwise a page. A body, if any, is ignored.',
+  request: { params: token },
+  responses: {
+    200: jsonOrPage(z.object({ status: z.literal('confirmed') }), 'Confirmed (also when it already was).'),
+    404: unknownToken,
+    410: expiredToken,
+    ...tooLarge(readerError),
+    ...unavailable(readerError),
+  },
+});
+
+const unsubscribePageRoute = createRoute({
+  method: 'get',
+  path: '/unsubscribe/{token}',
+  tags: ['Readers'],
+  summary: 'The unsubscribe link in a letter: a page with one button (changes nothing)',
+  request: { params: token },
+  responses: {
+    200: pageAnswer('The page; its button POSTs to the same address.'),
+    404: unknownToken,
+    ...unavailable(readerError),
+  },
+});
+
+const unsubscribeRoute = createRoute({
+  method: 'post',
+  path: '/unsubscribe/{token}',
+  tags: ['Readers'],
+  summary: 'Unsubscribe at once (RFC 8058 one-click)',
+  description:
+    'Mail clients POST `List-Unsubscribe=One-Click` here (RFC 8058) and get 200 itself, never a redirect. ' +
+    'Any body is accepted and ignored. With `Accept: application/json`, answers JSON; otherwise a page.',
+  request: {
+    params: token,
+    body: {
+      required: false,
+      content: {
+        'application/x-www-form-urlencoded': ref('OneClickUnsubscribe'),
+        'multipart/form-data': ref('OneClickUnsubscribe'),
+      },
+    },
+  },
+  responses: {
+    200: jsonOrPage(z.object({ status: z.literal('unsubscribed') }), 'Unsubscribed (also when already).'),
+    404: unknownToken,
+    ...tooLarge(readerError),
+    ...unavailable(readerError),
+  },
+});
+
 /** The reader's side: subscribe, confirm, unsubscribe, and their pages. */
-export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
-  const app = new Hono<AppEnv>();
+export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
+  const app = new OpenAPIHono<AppEnv>();
+  app.openAPIRegistry.register('Subscription', subscription);
+  app.openAPIRegistry.register('OneClickUnsubscribe', oneClick);
   const { config } = deps;
   const ownOrigin = new URL(config.publicUrl).origin;
   const allowed = new Set([ownOrigin, ...config.allowedOrigins]);
@@ -32,7 +198,7 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
 
   app.use('/subscribe', subscribeCors(config.allowedOrigins));
 
-  app.post('/subscribe', async (c) => {
+  app.openapi(subscribeRoute, async (c) => {
     const fields = await readFields(c);
     const redirect = checkRedirect(fields.redirect, allowed);
     if (fields[HONEYPOT_FIELD]) {
@@ -78,33 +244,33 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
     return accepted(c, redirect);
   });
 
-  app.get('/check-inbox', async (c) => c.html(await deps.renderer.page('check-inbox', pageVars(deps))));
+  app.openapi(checkInboxRoute, async (c) => c.html(await deps.renderer.page('check-inbox', pageVars(deps))));
 
   // For site owners: the form to try, and the snippet to paste (shown as text, so escaped).
-  app.get('/form', async (c) => {
+  app.openapi(formRoute, async (c) => {
     const snippet = await deps.renderer.page('snippet', pageVars(deps));
     return c.html(await deps.renderer.page('form', { ...pageVars(deps), snippet: snippet.trim() }));
   });
 
-  app.get('/confirm/:token', async (c) => {
+  app.openapi(confirmPageRoute, async (c) => {
     await checkConfirmationLink(deps.database.db, c.req.param('token'));
     return page(c, 'confirm', { action: `${config.publicUrl}/confirm/${c.req.param('token')}` });
   });
 
-  app.post('/confirm/:token', async (c) => {
+  app.openapi(confirmRoute, async (c) => {
     await confirm(deps.database.db, c.req.param('token'));
     if (wantsJson(c)) return c.json({ status: 'confirmed' });
     return page(c, 'confirmed');
   });
 
-  app.get('/unsubscribe/:token', async (c) => {
+  app.openapi(unsubscribePageRoute, async (c) => {
     await checkUnsubscribeLink(deps.database.db, c.req.param('token'));
     return page(c, 'unsubscribe', { action: `${config.publicUrl}/unsubscribe/${c.req.param('token')}` });
   });
 
   // RFC 8058: mail clients POST `List-Unsubscribe=One-Click` here and expect a 2xx answer, never a redirect.
   // The body is not needed: the token says who, and a POST is the one step.
-  app.post('/unsubscribe/:token', async (c) => {
+  app.openapi(unsubscribeRoute, async (c) => {
     await unsubscribe(deps.database.db, c.req.param('token'));
     if (wantsJson(c)) return c.json({ status: 'unsubscribed' });
     return page(c, 'unsubscribed');

@@ -21,8 +21,11 @@ export const subscribeInput = z.object({
     .string()
     .trim()
     .max(100, { error: 'The name is too long: at most 100 characters.' })
-    // Line breaks and control characters have no place in a name, and are how header injection starts.
-    .regex(/^[^\p{Cc}\u2028\u2029]*$/u, {
+    // Line breaks and control characters (Unicode's Cc, and the line and paragraph separators) have no place
+    // in a name, and are how header injection starts. Ranges without flags: the OpenAPI document's
+    // `pattern` is this very expression, and means the same to any ECMA-262 engine.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what it refuses.
+    .regex(/^[^\u0000-\u001F\u007F-\u009F\u2028\u2029]*$/, {
       error: 'The name may not contain line breaks or control characters. Enter it on one line.',
     })
     .optional()
