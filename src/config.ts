@@ -239,7 +239,6 @@ const schema = settings.transform(({ dkimDomain, dkimSelector, dkimPrivateKey, .
   }
   const publicUrl = s.publicUrl ?? `http://localhost:${s.port}`;
   const publisherToken = s.publisherToken ?? randomBytes(24).toString('base64url');
-  /** Things an operator should hear about at start, none fatal. */
   const warnings: string[] = [];
   if (!publicUrl.startsWith('https://')) {
     warnings.push(
@@ -265,6 +264,7 @@ const schema = settings.transform(({ dkimDomain, dkimSelector, dkimPrivateKey, .
     /** True when PUBLISHER_TOKEN was not set and a random one was made for this run. */
     publisherTokenGenerated: !s.publisherToken,
     adminSessionSecret: s.adminSessionSecret ?? publisherToken,
+    /** Things an operator should hear about at start, none fatal. */
     warnings,
   };
 });
