@@ -2,10 +2,10 @@ import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_COOKIE, sessionCookieValue } from '../src/admin/session.js';
 import { rows } from '../src/db/client.js';
-import { Cookies, csrfIn, signIn } from './support/admin.js';
+import { APP_ORIGIN, Cookies, csrfIn, signIn } from './support/admin.js';
 import { addresses, seedSubscribers } from './support/sendout.js';
 import type { TestService } from './support/service.js';
-import { createTestService, PUBLISHER_TOKEN } from './support/service.js';
+import { createTestService, PUBLIC_URL, PUBLISHER_TOKEN } from './support/service.js';
 
 const ESSAY = { slug: 'on-locks', title: 'On locks', url: 'https://essays.example.test/locks', summary: '' };
 
@@ -74,25 +74,25 @@ describe('the dashboard refuses anyone without a valid session', () => {
   it('with a cookie whose signature is forged', async () => {
     const admin = await signIn(s);
     const real = admin.cookies.values.get(SESSION_COOKIE) as string;
-    const [expiry, id, signature] = real.split('.') as [string, string, string];
-    const flipped = `${signature.slice(0, -2)}${signature.endsWith('AA') ? 'BB' : 'AA'}`;
-    await expectRefused(s, `${SESSION_COOKIE}=${expiry}.${id}.${flipped}`);
+    const [expiry, csrf, signature] = real.split('.') as [string, string, string];
+    const flipped = signature.replace(/^./, (ch) => (ch === 'A' ? 'B' : 'A'));
+    await expectRefused(s, `${SESSION_COOKIE}=${expiry}.${csrf}.${flipped}`);
     // A later expiry with the old signature: the expiry is signed too.
-    await expectRefused(s, `${SESSION_COOKIE}=${Number(expiry) + 86_400_000}.${id}.${signature}`);
+    await expectRefused(s, `${SESSION_COOKIE}=${Number(expiry) + 86_400_000}.${csrf}.${signature}`);
     // Signed with another key (the publisher token instead of ADMIN_SESSION_SECRET).
-    const other = await sessionCookieValue(PUBLISHER_TOKEN, { id, expiresAt: Date.now() + 3_600_000 });
+    const other = await sessionCookieValue(PUBLISHER_TOKEN, { csrf, expiresAt: Date.now() + 3_600_000 });
     await expectRefused(s, `${SESSION_COOKIE}=${other}`);
     await expectRefused(s, `${SESSION_COOKIE}=garbage`);
   });
 
   it('with a correctly signed cookie that has expired', async () => {
     const expired = await sessionCookieValue(SECRET, {
-      id: 'AAAAAAAAAAAAAAAAAAAAAA',
+      csrf: 'AAAAAAAAAAAAAAAAAAAAAA',
       expiresAt: Date.now() - 1000,
     });
     await expectRefused(s, `${SESSION_COOKIE}=${expired}`);
     const valid = await sessionCookieValue(SECRET, {
-      id: 'AAAAAAAAAAAAAAAAAAAAAA',
+      csrf: 'AAAAAAAAAAAAAAAAAAAAAA',
       expiresAt: Date.now() + 60_000,
     });
     expect(
@@ -109,7 +109,11 @@ describe('the dashboard refuses anyone without a valid session', () => {
         const body = new URLSearchParams(csrf === undefined ? ESSAY : { ...ESSAY, csrf });
         const res = await s.app.request(path, {
           method: 'POST',
-          headers: { cookie: admin.cookies.header(), 'content-type': 'application/x-www-form-urlencoded' },
+          headers: {
+            cookie: admin.cookies.header(),
+            'content-type': 'application/x-www-form-urlencoded',
+            origin: APP_ORIGIN,
+          },
           body: body.toString(),
         });
         expect(res.status, `${path} csrf=${csrf}`).toBe(403);
@@ -139,13 +143,17 @@ describe('the dashboard refuses anyone without a valid session', () => {
     expect(await essayCount(s)).toBe(0);
   });
 
-  it('the session cookie is Secure, HttpOnly, SameSite=Strict and only sent to /admin', async () => {
+  it('over https the session cookie is Secure, HttpOnly, SameSite=Strict and only sent to /admin', async () => {
     const cookies = new Cookies();
-    const form = await s.app.request('/admin/sign-in');
+    const form = await s.app.request(`${PUBLIC_URL}/admin/sign-in`);
     cookies.take(form);
-    const res = await s.app.request('/admin/sign-in', {
+    const res = await s.app.request(`${PUBLIC_URL}/admin/sign-in`, {
       method: 'POST',
-      headers: { cookie: cookies.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      headers: {
+        cookie: cookies.header(),
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: PUBLIC_URL,
+      },
       body: new URLSearchParams({ csrf: csrfIn(await form.text()), token: PUBLISHER_TOKEN }).toString(),
     });
     expect(res.status).toBe(303);
@@ -181,7 +189,7 @@ describe('the dashboard refuses anyone without a valid session', () => {
         headers: {
           cookie: a.cookie,
           'content-type': 'application/x-www-form-urlencoded',
-          ...(a.origin ? { origin: a.origin } : {}),
+          origin: a.origin ?? APP_ORIGIN,
         },
         body: new URLSearchParams(a.body).toString(),
       });
@@ -195,7 +203,11 @@ describe('the dashboard refuses anyone without a valid session', () => {
     const cookies = new Cookies().take(form);
     const res = await s.app.request('/admin/sign-in', {
       method: 'POST',
-      headers: { cookie: cookies.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      headers: {
+        cookie: cookies.header(),
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: APP_ORIGIN,
+      },
       body: new URLSearchParams({ csrf: csrfIn(await form.text()), token: `${PUBLISHER_TOKEN}x` }).toString(),
     });
     expect(res.status).toBe(401);
@@ -253,7 +265,11 @@ describe('signing in is rate-limited like any other guess', () => {
     const cookies = new Cookies().take(form);
     return s.app.request('/admin/sign-in', {
       method: 'POST',
-      headers: { cookie: cookies.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      headers: {
+        cookie: cookies.header(),
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: APP_ORIGIN,
+      },
       body: new URLSearchParams({ csrf: csrfIn(await form.text()), token }).toString(),
     });
   }
@@ -271,5 +287,203 @@ describe('signing in is rate-limited like any other guess', () => {
     const right = await attempt(PUBLISHER_TOKEN);
     expect(right.status).toBe(429);
     expect(right.headers.getSetCookie().some((c) => c.startsWith(`${SESSION_COOKIE}=`))).toBe(false);
+  });
+});
+
+describe('dashboard forms work from whatever address the dashboard is opened at, and only from there', () => {
+  /** The defaults: PUBLIC_URL is localhost, which is not where a self-hoster's browser always is. */
+  let s: TestService;
+
+  beforeAll(async () => {
+    s = await createTestService({
+      PUBLIC_URL: 'http://localhost:8787',
+      ADMIN_SESSION_SECRET: SECRET,
+      WRONG_TOKEN_LIMIT_PER_IP: '0',
+    });
+  });
+
+  afterAll(async () => {
+    await s?.close();
+  });
+
+  /** The sign-in form as a browser at `base` gets it: its cookie and its CSRF token. */
+  async function signInForm(base: string): Promise<{ cookies: Cookies; csrf: string }> {
+    const page = await s.app.request(`${base}/admin/sign-in`);
+    return { cookies: new Cookies().take(page), csrf: csrfIn(await page.text()) };
+  }
+
+  function postForm(url: string, cookie: string, fields: Record<string, string>, headers = {}) {
+    return s.app.request(url, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      body: new URLSearchParams(fields).toString(),
+    });
+  }
+
+  /** Signs in at `base` as a browser there would (its Origin, Sec-Fetch-Site); the answer and the cookies. */
+  async function signInAt(base: string) {
+    const form = await signInForm(base);
+    const res = await postForm(
+      `${base}/admin/sign-in`,
+      form.cookies.header(),
+      { csrf: form.csrf, token: PUBLISHER_TOKEN },
+      { origin: base, 'sec-fetch-site': 'same-origin' },
+    );
+    form.cookies.take(res);
+    return { res, cookies: form.cookies };
+  }
+
+  function sessionCookieOf(res: Response): string | undefined {
+    return res.headers.getSetCookie().find((c) => c.startsWith(`${SESSION_COOKIE}=`));
+  }
+
+  it('signs in at 127.0.0.1 although PUBLIC_URL says localhost, and the session works there', async () => {
+    const base = 'http://127.0.0.1:8787';
+    const { res, cookies } = await signInAt(base);
+    expect(res.status).toBe(303);
+    expect(sessionCookieOf(res)).toBeDefined();
+    const overview = await s.app.request(`${base}/admin`, { headers: { cookie: cookies.header() } });
+    expect(overview.status).toBe(200);
+    const csrf = csrfIn(await overview.text());
+    const preview = await postForm(
+      `${base}/admin/publish/preview`,
+      cookies.header(),
+      { ...ESSAY, csrf },
+      {
+        origin: base,
+      },
+    );
+    expect(preview.status).toBe(200);
+  });
+
+  it('signs in at the server’s IP, at localhost and at the public name; Secure cookies only over https', async () => {
+    for (const base of ['http://192.168.1.20:8787', 'http://localhost:8787', 'http://news.example.test']) {
+      const { res } = await signInAt(base);
+      expect(res.status, base).toBe(303);
+      // Browsers drop a Secure cookie set over plain http (but on localhost): the sign-in would not stick.
+      expect(sessionCookieOf(res), base).not.toMatch(/; Secure/);
+    }
+    const { res } = await signInAt('https://news.example.test');
+    expect(res.status).toBe(303);
+    expect(sessionCookieOf(res)).toMatch(/; Secure/);
+    expect(sessionCookieOf(res)).toMatch(/; HttpOnly/);
+    expect(sessionCookieOf(res)).toMatch(/; SameSite=Strict/);
+  });
+
+  it('behind a trusted proxy the address is the one X-Forwarded-Proto and X-Forwarded-Host name', async () => {
+    const proxied = await createTestService({ PUBLIC_URL: 'http://localhost:8787', TRUST_PROXY: 'true' });
+    try {
+      const page = await proxied.app.request('http://127.0.0.1:8787/admin/sign-in');
+      const cookies = new Cookies().take(page);
+      const res = await proxied.app.request('http://127.0.0.1:8787/admin/sign-in', {
+        method: 'POST',
+        headers: {
+          cookie: cookies.header(),
+          'content-type': 'application/x-www-form-urlencoded',
+          origin: 'https://news.example.org',
+          'x-forwarded-proto': 'https',
+          'x-forwarded-host': 'news.example.org',
+        },
+        body: new URLSearchParams({ csrf: csrfIn(await page.text()), token: PUBLISHER_TOKEN }).toString(),
+      });
+      expect(res.status).toBe(303);
+      expect(sessionCookieOf(res)).toMatch(/; Secure/);
+    } finally {
+      await proxied.close();
+    }
+  });
+
+  it('sign-in refuses forged posts: another origin, no origin at all, a cross-site fetch, a replayed token', async () => {
+    const base = 'http://127.0.0.1:8787';
+    const form = await signInForm(base);
+    const other = await signInForm(base);
+    const fields = { csrf: form.csrf, token: PUBLISHER_TOKEN };
+    const forgeries: [string, string, Record<string, string>, Record<string, string>][] = [
+      ['a cross-site Origin', form.cookies.header(), fields, { origin: 'https://evil.example' }],
+      ['another port', form.cookies.header(), fields, { origin: 'http://127.0.0.1:9999' }],
+      ['https for http', form.cookies.header(), fields, { origin: 'https://127.0.0.1:8787' }],
+      ['neither Origin nor Referer', form.cookies.header(), fields, {}],
+      ['Origin null, no Referer', form.cookies.header(), fields, { origin: 'null' }],
+      ['a cross-site Referer', form.cookies.header(), fields, { referer: 'https://evil.example/page' }],
+      ['Sec-Fetch-Site: cross-site', form.cookies.header(), fields, { 'sec-fetch-site': 'cross-site' }],
+      [
+        'Sec-Fetch-Site: cross-site with a matching Origin',
+        form.cookies.header(),
+        fields,
+        { origin: base, 'sec-fetch-site': 'cross-site' },
+      ],
+      [
+        'Sec-Fetch-Site: same-site',
+        form.cookies.header(),
+        fields,
+        { origin: base, 'sec-fetch-site': 'same-site' },
+      ],
+      [
+        'X-Forwarded-Host, untrusted',
+        form.cookies.header(),
+        fields,
+        {
+          origin: 'https://evil.example',
+          'x-forwarded-host': 'evil.example',
+          'x-forwarded-proto': 'https',
+        },
+      ],
+      ['the token without its nonce cookie', '', fields, { origin: base }],
+      ['the token with another form’s cookie', other.cookies.header(), fields, { origin: base }],
+      ['no token', form.cookies.header(), { token: PUBLISHER_TOKEN }, { origin: base }],
+    ];
+    for (const [what, cookie, body, headers] of forgeries) {
+      const res = await postForm(`${base}/admin/sign-in`, cookie, body, headers);
+      expect(res.status, what).toBe(403);
+      expect(sessionCookieOf(res), what).toBeUndefined();
+    }
+    // The same form, posted as the browser does, signs in (nothing above used it up).
+    const res = await postForm(`${base}/admin/sign-in`, form.cookies.header(), fields, { origin: base });
+    expect(res.status).toBe(303);
+  });
+
+  it('every action refuses forged posts, even from a signed-in browser: origin, Sec-Fetch-Site, token', async () => {
+    const base = 'http://127.0.0.1:8787';
+    const { cookies } = await signInAt(base);
+    const { cookies: otherCookies } = await signInAt(base);
+    const csrf = csrfIn(
+      await (await s.app.request(`${base}/admin`, { headers: { cookie: cookies.header() } })).text(),
+    );
+    const otherCsrf = csrfIn(
+      await (await s.app.request(`${base}/admin`, { headers: { cookie: otherCookies.header() } })).text(),
+    );
+    expect(otherCsrf).not.toBe(csrf);
+    const forgeries: [string, Record<string, string>, Record<string, string>][] = [
+      ['a cross-site Origin', { csrf }, { origin: 'https://evil.example' }],
+      ['neither Origin nor Referer', { csrf }, {}],
+      ['a cross-site Referer', { csrf }, { referer: 'https://evil.example/' }],
+      ['Sec-Fetch-Site: cross-site', { csrf }, { 'sec-fetch-site': 'cross-site' }],
+      [
+        'Sec-Fetch-Site: cross-site, matching Origin',
+        { csrf },
+        { origin: base, 'sec-fetch-site': 'cross-site' },
+      ],
+      ['a valid Origin, no token', {}, { origin: base }],
+      ['a valid Origin, a wrong token', { csrf: 'x'.repeat(22) }, { origin: base }],
+      ['a valid Origin, another session’s token', { csrf: otherCsrf }, { origin: base }],
+    ];
+    for (const path of ACTIONS) {
+      for (const [what, fields, headers] of forgeries) {
+        const res = await postForm(`${base}${path}`, cookies.header(), { ...ESSAY, ...fields }, headers);
+        expect(res.status, `${path}: ${what}`).toBe(403);
+        expect(sessionCookieOf(res), `${path}: ${what}`).toBeUndefined();
+      }
+    }
+    expect(await essayCount(s)).toBe(0);
+    // Without Origin, a Referer from the dashboard itself is enough (with the token).
+    const viaReferer = await postForm(
+      `${base}/admin/publish/preview`,
+      cookies.header(),
+      { ...ESSAY, csrf },
+      {
+        referer: `${base}/admin/publish`,
+      },
+    );
+    expect(viaReferer.status).toBe(200);
   });
 });

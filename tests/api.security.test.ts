@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rows } from '../src/db/client.js';
-import { Cookies, csrfIn, form } from './support/admin.js';
+import { APP_ORIGIN, Cookies, csrfIn, form } from './support/admin.js';
 import type { ErrorAnswer } from './support/sendout.js';
 import { addresses, answer, seedSubscribers } from './support/sendout.js';
 import type { TestService } from './support/service.js';
@@ -125,7 +125,12 @@ describe('wrong publisher tokens are rate-limited per client IP, on the API and 
     });
     const signIn = await s.app.request('/admin/sign-in', {
       method: 'POST',
-      headers: { 'x-forwarded-for': ip, cookie: cookies.header(), 'content-type': contentType },
+      headers: {
+        'x-forwarded-for': ip,
+        cookie: cookies.header(),
+        'content-type': contentType,
+        origin: APP_ORIGIN,
+      },
       body,
     });
     expect(signIn.status).toBe(429);

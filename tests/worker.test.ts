@@ -187,7 +187,11 @@ describe.skipIf(testDbKind !== 'postgres')('the service as a Cloudflare Worker (
     const signedIn = await fetch(`${base}/admin/sign-in`, {
       method: 'POST',
       redirect: 'manual',
-      headers: { cookie: cookies.header(), 'content-type': 'application/x-www-form-urlencoded' },
+      headers: {
+        cookie: cookies.header(),
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: new URL(base).origin,
+      },
       body: new URLSearchParams({ csrf: csrfIn(await form.text()), token: PUBLISHER_TOKEN }).toString(),
     });
     expect(signedIn.status).toBe(303);

@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import type { AppEnv, Deps } from '../deps.js';
 import { readFields } from '../http/body.js';
 import { AppError, pageVars, wantsJson } from '../http/errors.js';
+import { checkSameOrigin, overHttps } from '../http/same-origin.js';
 import { checkPublisherToken } from '../http/token-guesses.js';
 import { overviewRoutes } from './overview.js';
 import type { AdminEnv } from './page.js';
@@ -11,15 +12,12 @@ import { PREVIEW_FRAME_PATH } from './page.js';
 import { publishRoutes } from './publish.js';
 import { sendoutRoutes } from './sendout.js';
 import {
-  checkCsrfToken,
-  checkSignInToken,
+  checkToken,
   clearSignInNonce,
-  csrfToken,
   currentSession,
   endSession,
   readSignInNonce,
   signInNonce,
-  signInToken,
   startSession,
 } from './session.js';
 import { subscriberPages } from './subscribers.js';
@@ -72,7 +70,6 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
   const app = new Hono<AdminEnv>();
   const { config } = deps;
   const secret = config.adminSessionSecret;
-  const ownOrigin = new URL(config.publicUrl).origin;
 
   app.get(ASSET_PATH, (c) =>
     c.body(deps.renderer.asset('pages/admin/admin.js') ?? '', 200, {
@@ -86,10 +83,10 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
   });
 
   app.post(SIGN_IN_PATH, async (c) => {
-    checkOrigin(c);
+    checkSameOrigin(c);
     const fields = await readFields(c);
-    const nonce = readSignInNonce(c);
-    if (!nonce || !(await checkSignInToken(secret, nonce, fields.csrf))) {
+    const nonce = await readSignInNonce(c, secret);
+    if (!nonce || !(await checkToken(nonce, fields.csrf))) {
       throw new AppError(
         'invalid_csrf_token',
         'This sign-in form has expired or did not come from this dashboard. Open /admin/sign-in and try again.',
@@ -120,23 +117,13 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
   subscriberPages(app, deps);
   return app;
 
-  /** Besides the token: a browser that says where a form came from must say it came from here. */
-  function checkOrigin(c: Context<AdminEnv>) {
-    const origin = c.req.header('origin');
-    // `null` says nothing (privacy settings send it): the CSRF token still decides.
-    if (origin && origin !== 'null' && origin !== ownOrigin) {
-      throw new AppError('forbidden_origin', 'Dashboard forms are only accepted from the dashboard itself.');
-    }
-  }
-
   async function signInPage(c: Context<AdminEnv>, error?: string, status: 200 | 401 = 200) {
-    const nonce = signInNonce(c);
     const html = await deps.renderer.page('admin/sign-in', {
       ...pageVars(deps),
-      csrf: await signInToken(secret, nonce),
+      csrf: await signInNonce(c, secret),
       error,
       token_generated: config.publisherTokenGenerated,
-      cookie_needs_https: !isSecureOrigin(config.publicUrl),
+      in_clear: !overHttps(c) && !isLoopback(new URL(c.req.url).hostname),
     });
     return c.html(html, status);
   }
@@ -149,19 +136,12 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
       throw new AppError('unauthorized', 'Sign in to the dashboard at /admin/sign-in first.');
     }
     c.set('session', session);
-    c.set('csrf', await csrfToken(secret, session.id));
+    c.set('csrf', session.csrf);
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
-      // Besides the token: a browser that says where the form came from must say it came from here.
-      const origin = c.req.header('origin');
-      if (origin && origin !== ownOrigin) {
-        throw new AppError(
-          'forbidden_origin',
-          'Dashboard forms are only accepted from the dashboard itself.',
-        );
-      }
+      checkSameOrigin(c);
       const fields = await readFields(c);
       const given = c.req.header('x-csrf-token') ?? fields.csrf;
-      if (!(await checkCsrfToken(secret, session.id, given))) {
+      if (!(await checkToken(session.csrf, given))) {
         throw new AppError(
           'invalid_csrf_token',
           'This form did not come from your dashboard session (or the session changed). Reload the page and try again.',
@@ -173,8 +153,7 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
   }
 }
 
-/** Whether browsers keep a `Secure` cookie for this address: https, or a local address for trying things out. */
-function isSecureOrigin(publicUrl: string): boolean {
-  const url = new URL(publicUrl);
-  return url.protocol === 'https:' || ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+/** An address only this machine reaches: what crosses it in clear stays here. */
+function isLoopback(hostname: string): boolean {
+  return hostname === 'localhost' || hostname === '[::1]' || hostname.startsWith('127.');
 }

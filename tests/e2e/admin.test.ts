@@ -143,4 +143,29 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
     ]);
     expect(new Set(posts.map((r) => r.origin))).toEqual(new Set([served.url]));
   });
+
+  it('signs in at another address than PUBLIC_URL (localhost for 127.0.0.1), styled, and signs out there', async () => {
+    const at = served.url.replace('127.0.0.1', 'localhost');
+    const elsewhere = await openPage(browser);
+    try {
+      await elsewhere.page.goto(`${at}/admin`);
+      expect(new URL(elsewhere.page.url()).pathname).toBe('/admin/sign-in');
+      await elsewhere.page.getByLabel('Publisher token').fill(PUBLISHER_TOKEN);
+      await elsewhere.page.getByRole('button', { name: 'Sign in' }).click();
+      await elsewhere.page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+      expect(new URL(elsewhere.page.url()).origin).toBe(at);
+      // The stylesheet came from where the page did: a dashboard opened at the server's IP is styled too.
+      const styled = await elsewhere.page.evaluate<boolean>(
+        '[...document.styleSheets].some((s) => s.href?.startsWith(location.origin + "/assets/"))',
+      );
+      expect(styled).toBe(true);
+      await elsewhere.page.getByRole('button', { name: 'Sign out' }).click();
+      await elsewhere.page.getByRole('heading', { name: 'Sign in to the dashboard' }).waitFor();
+      expect(elsewhere.consoleErrors).toEqual([]);
+      const posts = served.requests.filter((r) => r.method === 'POST' && r.origin === at);
+      expect(posts.map((r) => r.path)).toEqual(['/admin/sign-in', '/admin/sign-out']);
+    } finally {
+      await elsewhere.context.close();
+    }
+  });
 });

@@ -35,6 +35,9 @@ export function form(fields: Record<string, string>): { body: string; 'content-t
   };
 }
 
+/** The origin of `app.request('/path')`: what a browser there names in the Origin of its form posts. */
+export const APP_ORIGIN = 'http://localhost';
+
 /** A signed-in dashboard client: its cookies, the CSRF token of its session, and request helpers. */
 export interface AdminClient {
   cookies: Cookies;
@@ -51,7 +54,11 @@ export async function signIn(s: TestService, token = PUBLISHER_TOKEN): Promise<A
   const signInCsrf = csrfIn(await page.text());
   const res = await s.app.request('/admin/sign-in', {
     method: 'POST',
-    headers: { cookie: cookies.header(), 'content-type': 'application/x-www-form-urlencoded' },
+    headers: {
+      cookie: cookies.header(),
+      'content-type': 'application/x-www-form-urlencoded',
+      origin: APP_ORIGIN,
+    },
     body: new URLSearchParams({ csrf: signInCsrf, token }).toString(),
   });
   if (res.status !== 303) throw new Error(`sign-in answered ${res.status}: ${await res.text()}`);
@@ -64,7 +71,11 @@ export async function signIn(s: TestService, token = PUBLISHER_TOKEN): Promise<A
     post: async (path, fields) =>
       s.app.request(path, {
         method: 'POST',
-        headers: { cookie: cookies.header(), 'content-type': 'application/x-www-form-urlencoded' },
+        headers: {
+          cookie: cookies.header(),
+          'content-type': 'application/x-www-form-urlencoded',
+          origin: APP_ORIGIN,
+        },
         body: new URLSearchParams({ csrf: client.csrf, ...fields }).toString(),
       }),
   };
