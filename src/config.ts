@@ -77,6 +77,11 @@ const settings = z.object({
   ),
   /** Where the embedded database and the outbox live. */
   dataDir: fromEnv('DATA_DIR', z.string().min(1).default('./data')),
+  /** Log lines: `text` (time, level, message, then key=value) on a terminal, JSON lines otherwise (`auto`). */
+  logFormat: fromEnv(
+    'LOG_FORMAT',
+    z.enum(['auto', 'text', 'json'], { error: 'expected auto, text or json' }).default('auto'),
+  ),
   /** PostgreSQL connections per process. */
   dbPoolSize: fromEnv('DB_POOL_SIZE', int(1, 200).default(10)),
   /** Unset: each email is an .eml file in the outbox. */

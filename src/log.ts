@@ -1,12 +1,19 @@
-/** Structured logging: one JSON object per line. Never give it full email addresses or tokens. */
+/** Structured logging: one line per event (JSON, or words at a terminal). Never give it full email addresses or tokens. */
 export interface Logger {
   info(fields: Record<string, unknown>): void;
   warn(fields: Record<string, unknown>): void;
   error(fields: Record<string, unknown>): void;
 }
 
-/** Writes JSON lines to a stream (stdout by default). */
-export function createLogger(write: (line: string) => void = (line) => process.stdout.write(line)): Logger {
+/**
+ * Writes log lines to a stream (stdout by default): JSON lines, or with `format: 'text'` a line of words for
+ * a person at a terminal (`12:04:05 warn  expired claims reaped released=3 unknown=0`).
+ */
+export function createLogger(
+  write: (line: string) => void = (line) => process.stdout.write(line),
+  format: 'json' | 'text' = 'json',
+): Logger {
+  if (format === 'text') return textLogger(write);
   let lastMs = 0;
   let lastTime = '';
   // Each line starts with its time and level, then the fields as given (a line per request under load:
@@ -26,6 +33,34 @@ export function createLogger(write: (line: string) => void = (line) => process.s
     warn: (f) => emit('warn', f),
     error: (f) => emit('error', f),
   };
+}
+
+function textLogger(write: (line: string) => void): Logger {
+  const emit = (level: string, { msg, ...fields }: Record<string, unknown>) => {
+    const time = new Date().toISOString().slice(11, 19);
+    const rest = Object.entries(fields)
+      .filter(([, value]) => value !== undefined)
+      .map(([key, value]) => `${key}=${textValue(value)}`)
+      .join(' ');
+    write(`${time} ${level.padEnd(5)} ${String(msg ?? '')}${rest ? ` ${rest}` : ''}\n`);
+  };
+  return {
+    info: (f) => emit('info', f),
+    warn: (f) => emit('warn', f),
+    error: (f) => emit('error', f),
+  };
+}
+
+/** A value as a word when it is one, quoted (JSON) when it has spaces or quotes, JSON for objects. */
+function textValue(value: unknown): string {
+  if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
+  return typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value);
+}
+
+/** The format for a stream: LOG_FORMAT, or with `auto`, words on a terminal and JSON lines elsewhere. */
+export function logFormatFor(setting: 'auto' | 'text' | 'json', isTty: boolean | undefined): 'json' | 'text' {
+  if (setting !== 'auto') return setting;
+  return isTty ? 'text' : 'json';
 }
 
 /**

@@ -8,7 +8,7 @@ import type { Dispatcher } from '../dispatch/dispatcher.js';
 import { createDispatcher } from '../dispatch/dispatcher.js';
 import { announceWork, createWaker, WORK_CHANNEL } from '../dispatch/wake.js';
 import type { Logger } from '../log.js';
-import { batchedStdout, createLogger, describeError } from '../log.js';
+import { batchedStdout, createLogger, describeError, logFormatFor } from '../log.js';
 import type { Mailer } from '../mail/mailer.js';
 import { createRenderer } from '../mail/render.js';
 import { createSmtpMailer } from '../mail/smtp.js';
@@ -36,7 +36,6 @@ export async function createMailer(config: Config, log: Logger): Promise<Mailer>
  */
 async function main(argv: string[]): Promise<void> {
   const out = batchedStdout();
-  const log = createLogger(out);
   const workerOnly = argv.includes('--worker');
   let config: Config;
   let tokenFile: ReturnType<typeof withTokenFile>['tokenFile'];
@@ -49,6 +48,7 @@ async function main(argv: string[]): Promise<void> {
     process.stderr.write(`${error.message}\n`);
     process.exit(1);
   }
+  const log = createLogger(out, logFormatFor(config.logFormat, process.stdout.isTTY));
   for (const warning of config.warnings) log.warn({ msg: warning });
 
   let database: Database;
