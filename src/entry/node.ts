@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { ConfigError, parseConfig } from '../config.js';
@@ -50,6 +52,23 @@ async function main(argv: string[]): Promise<void> {
   }
   const log = createLogger(out, logFormatFor(config.logFormat, process.stdout.isTTY));
   for (const warning of config.warnings) log.warn({ msg: warning });
+
+  // A port already taken is said before any setup, in words (the server would only find out after it).
+  if (!workerOnly && !(await portIsFree(config.port))) {
+    process.stderr.write(
+      `Port ${config.port} is already in use: another program (another oneletter?) listens there. ` +
+        'Stop it, or set PORT to a free port.\n',
+    );
+    process.exit(1);
+  }
+  if (!config.databaseUrl) {
+    const first = !existsSync(join(config.dataDir, 'pg', 'PG_VERSION'));
+    log.info({
+      msg: first
+        ? `setting up the embedded database in ${config.dataDir} (the first start only: about 10 seconds)`
+        : `opening the embedded database in ${config.dataDir}`,
+    });
+  }
 
   let database: Database;
   try {
@@ -125,7 +144,7 @@ async function main(argv: string[]): Promise<void> {
       peerAddress: (c) => getConnInfo(c).remote.address,
     };
     const app = createApp(deps);
-    server = serve({ fetch: app.fetch, port: config.port }, (info) => {
+    const listening = serve({ fetch: app.fetch, port: config.port }, (info) => {
       log.info({ msg: 'listening', url: config.publicUrl, port: info.port });
       if (tokenFile) {
         out(
@@ -135,6 +154,13 @@ async function main(argv: string[]): Promise<void> {
         );
       }
     });
+    // Taken meanwhile (the check above came first): said the same way.
+    listening.once('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EADDRINUSE') throw error;
+      process.stderr.write(`Port ${config.port} is already in use: set PORT to a free port.\n`);
+      process.exit(1);
+    });
+    server = listening;
   }
 
   let stopping = false;
@@ -179,3 +205,12 @@ main(process.argv.slice(2)).catch((error) => {
   process.stderr.write(`oneletter could not start: ${describeError(error).error}\n`);
   process.exit(1);
 });
+
+/** Whether nothing listens on the port yet (the server itself binds it only once the app is ready). */
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code !== 'EADDRINUSE'));
+    probe.listen(port, () => probe.close(() => resolve(true)));
+  });
+}
