@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import type { Logger } from './log.js';
+import type { OutboxView } from './mail/outbox.js';
 import type { Renderer } from './mail/render.js';
 
 /** Everything the HTTP app needs, built once by an entry file (or per request on Workers) and by tests. */
@@ -16,6 +17,8 @@ export interface Deps {
   docsScript?: () => Promise<Uint8Array | undefined>;
   /** Outgoing HTTP (SNS signing certificates, subscription confirmations); the global fetch when absent. */
   fetch?: typeof fetch;
+  /** The .eml outbox read back (emails go to files, no SMTP_URL): the dashboard lists it. Node only. */
+  outbox?: OutboxView;
   /** The address of the peer that sent the request (the runtime knows it: a socket, a platform header). */
   peerAddress?: (c: Context) => string | undefined;
 }

@@ -22,6 +22,7 @@ export async function adminPage(
     ...pageVars(deps),
     csrf: c.get('csrf'),
     section: name,
+    has_outbox: Boolean(deps.outbox),
     ...vars,
   });
   return c.html(html, status);

@@ -6,6 +6,7 @@ import { readFields } from '../http/body.js';
 import { AppError, pageVars, wantsJson } from '../http/errors.js';
 import { checkSameOrigin, overHttps } from '../http/same-origin.js';
 import { checkPublisherToken } from '../http/token-guesses.js';
+import { outboxPages } from './outbox.js';
 import { overviewRoutes } from './overview.js';
 import type { AdminEnv } from './page.js';
 import { PREVIEW_FRAME_PATH } from './page.js';
@@ -115,6 +116,7 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
   sendoutRoutes(app, deps);
   publishRoutes(app, deps);
   subscriberPages(app, deps);
+  outboxPages(app, deps);
   return app;
 
   async function signInPage(c: Context<AdminEnv>, error?: string, status: 200 | 401 = 200) {

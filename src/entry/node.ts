@@ -29,8 +29,12 @@ export async function createMailer(config: Config, log: Logger): Promise<Mailer>
   if (config.smtpUrl)
     return createSmtpMailer({ url: config.smtpUrl, connections: config.sendConcurrency, sign });
   const { createOutboxMailer } = await import('../mail/outbox.js');
-  return createOutboxMailer({ dir: join(config.dataDir, 'outbox'), log: (line) => log.info(line), sign });
+  return createOutboxMailer({ dir: outboxFolder(config), log: (line) => log.info(line), sign });
 }
+
+/** Where emails go as files when there is neither RESEND_API_KEY nor SMTP_URL. */
+const outboxFolder = (config: Config) => join(config.dataDir, 'outbox');
+const sendsToOutbox = (config: Config) => !config.resendApiKey && !config.smtpUrl;
 
 /**
  * `npm start`: the HTTP service with a dispatcher inside (unless DISPATCHER=false or --no-dispatcher).
@@ -141,6 +145,9 @@ async function main(argv: string[]): Promise<void> {
       log,
       kick,
       docsScript: docsScriptFromPackage(),
+      outbox: sendsToOutbox(config)
+        ? (await import('../mail/outbox.js')).createOutboxView(outboxFolder(config))
+        : undefined,
       peerAddress: (c) => getConnInfo(c).remote.address,
     };
     const app = createApp(deps);

@@ -9,6 +9,8 @@ import essayTxt from '../../templates/email/essay.txt.liquid';
 // @ts-expect-error: a .js file bundled as text by wrangler's rules, not a module TypeScript can read
 import adminJs from '../../templates/pages/admin/admin.js';
 import adminLayout from '../../templates/pages/admin/layout.liquid';
+import adminOutbox from '../../templates/pages/admin/outbox.liquid';
+import adminOutboxEmail from '../../templates/pages/admin/outbox-email.liquid';
 import adminOverview from '../../templates/pages/admin/overview.liquid';
 import adminPreview from '../../templates/pages/admin/preview.liquid';
 import adminProgress from '../../templates/pages/admin/progress.liquid';
@@ -43,6 +45,8 @@ export const workerTemplates: TemplateSources = {
   'email/essay.txt.liquid': essayTxt,
   'pages/admin/admin.js': adminJs,
   'pages/admin/layout.liquid': adminLayout,
+  'pages/admin/outbox-email.liquid': adminOutboxEmail,
+  'pages/admin/outbox.liquid': adminOutbox,
   'pages/admin/overview.liquid': adminOverview,
   'pages/admin/preview.liquid': adminPreview,
   'pages/admin/progress.liquid': adminProgress,

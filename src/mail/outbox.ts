@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import type { DkimSigner } from './dkim.js';
@@ -64,4 +64,76 @@ export function createOutboxMailer(options: OutboxOptions): Mailer {
 /** The email as nodemailer takes it: the link is for the log only. */
 function withoutLink({ link: _link, ...email }: OutgoingEmail): OutgoingEmail {
   return email;
+}
+
+/** One email of the outbox as the dashboard lists it. */
+export interface OutboxEntry {
+  /** The file's name in the outbox folder. */
+  name: string;
+  date: string;
+  to: string;
+  subject: string;
+}
+
+/** One email of the outbox, to read: its text part, and the links in it (a confirmation's to follow). */
+export interface OutboxEmail extends OutboxEntry {
+  from: string;
+  text: string;
+  links: string[];
+}
+
+/** The outbox read back, newest first: the dashboard shows it when emails go to files, not to a server. */
+export interface OutboxView {
+  dir: string;
+  list(limit: number): Promise<{ emails: OutboxEntry[]; total: number }>;
+  read(name: string): Promise<OutboxEmail | undefined>;
+}
+
+/** File names the outbox writes (a timestamp and a hash): nothing else is read, no path ever followed. */
+const EML_NAME = /^[\w.-]+\.eml$/;
+
+export function createOutboxView(dir: string): OutboxView {
+  async function parse(name: string) {
+    const { default: PostalMime } = await import('postal-mime');
+    const raw = await readFile(join(dir, name));
+    return PostalMime.parse(raw);
+  }
+  const addresses = (list: { address?: string; name?: string }[] | undefined) =>
+    (list ?? []).map((a) => a.address ?? a.name ?? '').join(', ');
+  async function entry(name: string): Promise<OutboxEntry & { parsed: Awaited<ReturnType<typeof parse>> }> {
+    const parsed = await parse(name);
+    return { name, date: parsed.date ?? '', to: addresses(parsed.to), subject: parsed.subject ?? '', parsed };
+  }
+  return {
+    dir,
+    async list(limit) {
+      const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return [] as string[];
+        throw error;
+      });
+      // Names start with the time they were written: newest first is the reverse of their order.
+      const emls = names
+        .filter((n) => EML_NAME.test(n))
+        .sort()
+        .reverse();
+      const shown = await Promise.all(emls.slice(0, limit).map(entry));
+      return { emails: shown.map(({ parsed: _parsed, ...e }) => e), total: emls.length };
+    },
+    async read(name) {
+      if (!EML_NAME.test(name)) return undefined;
+      const found = await entry(name).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return undefined;
+        throw error;
+      });
+      if (!found) return undefined;
+      const { parsed, ...rest } = found;
+      const text = parsed.text ?? '';
+      return {
+        ...rest,
+        from: addresses(parsed.from ? [parsed.from as { address?: string }] : []),
+        text,
+        links: [...new Set(text.match(/https?:\/\/[^\s<>"]+/g) ?? [])],
+      };
+    },
+  };
 }

@@ -42,7 +42,7 @@ export interface TestService {
  */
 export async function createTestService(
   env: Env = {},
-  deps: Partial<Pick<Deps, 'fetch' | 'log'>> = {},
+  deps: Partial<Pick<Deps, 'fetch' | 'log' | 'outbox'>> = {},
 ): Promise<TestService> {
   const [database, smtp] = await Promise.all([createTestDatabase(), startSmtpSink()]);
   const config = parseConfig({
