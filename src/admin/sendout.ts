@@ -106,9 +106,21 @@ export function sendoutRoutes(app: Hono<AdminEnv>, deps: Deps): void {
 
   app.get('/admin/sendouts/:slug', async (c) => {
     const essay = await essayOr404(db, c.req.param('slug'));
-    const sendout = await sendoutProgress(db, essay.id);
-    const timeline = await sendoutTimeline(db, essay, sendout.total);
-    const resend = await resendView(db, essay.id);
+    // Every figure of the page from one snapshot of the ledger, so that they agree with each other while
+    // the send-out runs (the page's script fetches the page again and shows it whole).
+    const seen = await db.transaction(
+      async (t) => {
+        const sendout = await sendoutProgress(t, essay.id);
+        return {
+          sendout,
+          timeline: await sendoutTimeline(t, essay, sendout.total),
+          resend: await resendView(t, essay.id),
+          failures: await failures(t, essay.id),
+        };
+      },
+      { isolationLevel: 'repeatable read', accessMode: 'read only' },
+    );
+    const { sendout, timeline, resend } = seen;
     return adminPage(c, 'sendout', {
       title: essay.title,
       essay,
@@ -119,7 +131,7 @@ export function sendoutRoutes(app: Hono<AdminEnv>, deps: Deps): void {
       timeline: timeline
         .filter((_p, i) => i === timeline.length - 1 || i % Math.ceil(timeline.length / 10) === 0)
         .map((p) => ({ ...p, after: duration(p.at) })),
-      failures: await failures(db, essay.id),
+      failures: seen.failures,
       failures_limit: FAILURES_SHOWN,
       existing: c.req.query('existing') === '1',
       resend: { ...resend, left: sendout.unknown - resend.resendable },
