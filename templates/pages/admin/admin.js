@@ -14,7 +14,10 @@
   function followPage(region) {
     const tick = async () => {
       try {
-        const res = await fetch(location.href, { headers: { Accept: 'text/html' }, credentials: 'same-origin' });
+        const res = await fetch(location.href, {
+          headers: { Accept: 'text/html' },
+          credentials: 'same-origin',
+        });
         if (res.ok) {
           const page = new DOMParser().parseFromString(await res.text(), 'text/html');
           const fresh = page.querySelector('[data-live-page]');
