@@ -14,6 +14,7 @@ import { rows } from '../../src/db/client.js';
 import { MIGRATIONS_FOLDER } from '../../src/db/open.js';
 import { openPglite } from '../../src/db/pglite.js';
 import { openPostgres } from '../../src/db/postgres.js';
+import type { SendoutView } from '../../src/essays/service.js';
 import type { TestDbKind } from './db.js';
 import { createServerDatabase, dropServerDatabase, testDbKind } from './db.js';
 import { PUBLIC_URL, PUBLISHER_TOKEN } from './service.js';
@@ -242,15 +243,7 @@ export async function seedSubscribers(database: ProcessDatabase, count: number):
   return readers.map((r) => r.email);
 }
 
-export interface SendoutCounts {
-  status: 'sending' | 'done';
-  total: number;
-  pending: number;
-  sent: number;
-  failed: number;
-  skipped: number;
-  unknown: number;
-}
+export type SendoutCounts = SendoutView;
 
 /** Publishes an essay through the HTTP API; returns the send-out as the API first reports it. */
 export async function publishEssay(service: ServiceProcess, slug: string): Promise<SendoutCounts> {
