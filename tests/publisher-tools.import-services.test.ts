@@ -187,6 +187,9 @@ describe('importing another service’s export', () => {
     });
     const r = (await res.json()) as ImportReport;
     expect(r).toMatchObject({ rows: 1, created: 1, confirmed: 1, ignoredColumns: ['Favourite Colour'] });
-    expect(await subscriber('headers@example.org')).toMatchObject({ name: 'Ida Rhodes', status: 'confirmed' });
+    expect(await subscriber('headers@example.org')).toMatchObject({
+      name: 'Ida Rhodes',
+      status: 'confirmed',
+    });
   });
 });

@@ -117,7 +117,10 @@ const STATUS_WORDS: Record<string, SubscriberStatus> = {
 
 /** Our status for a service's word; throws an Error naming the word when it is none we know. */
 export function statusFrom(raw: string): SubscriberStatus | undefined {
-  const word = raw.trim().toLowerCase().replace(/[\s-]+/g, '_');
+  const word = raw
+    .trim()
+    .toLowerCase()
+    .replace(/[\s-]+/g, '_');
   if (word === '') return undefined;
   const status = STATUS_WORDS[word];
   if (!status) {
@@ -151,11 +154,7 @@ export function dateFrom(raw: string, column: string): string | null {
   if (raw === '') return null;
   const zoneless = ZONELESS.exec(raw);
   const go = GO_TIME.exec(raw);
-  const text = zoneless
-    ? `${zoneless[1]}T${zoneless[2]}Z`
-    : go
-      ? `${go[1]}T${go[2]}${go[3]}:${go[4]}`
-      : raw;
+  const text = zoneless ? `${zoneless[1]}T${zoneless[2]}Z` : go ? `${go[1]}T${go[2]}${go[3]}:${go[4]}` : raw;
   const time = Date.parse(text);
   if (Number.isNaN(time)) throw new Error(`${column} "${raw.slice(0, 40)}" is not a date (use ISO 8601).`);
   return new Date(time).toISOString();

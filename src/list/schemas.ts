@@ -161,7 +161,8 @@ export const importReport = z
       description: 'Of those, stored as unsubscribed because the file says so (never mailed).',
     }),
     bounced: z.number().int().openapi({
-      description: 'Of those, stored as bounced because the file says so (Mailchimp’s cleaned; never mailed).',
+      description:
+        'Of those, stored as bounced because the file says so (Mailchimp’s cleaned; never mailed).',
     }),
     updated: z
       .number()

@@ -108,11 +108,31 @@ interface ImportRow {
 
 const nameSchema = subscribeInput.shape.name;
 
+/** A row's status from what its file says, most telling first. */
+function statusOf(
+  given: SubscriberStatus | undefined,
+  says: {
+    unsubscribedAt: string | null;
+    bouncedAt: string | null;
+    optedOut: boolean;
+    optedIn: boolean;
+    confirmedAt: string | null;
+  },
+): SubscriberStatus {
+  // "Gets no email" is never overruled, not even by a status column.
+  if (says.optedOut) return given === 'bounced' ? 'bounced' : 'unsubscribed';
+  if (given) return given;
+  if (says.unsubscribedAt) return 'unsubscribed';
+  if (says.bouncedAt) return 'bounced';
+  if (says.optedIn || says.confirmedAt) return 'confirmed';
+  return 'pending';
+}
+
 /**
- * Reads one data row; throws an Error whose message says what is wrong with it. Consent is what the file says: a
- * status (ours or the service's), else an unsubscribe or clean time, else a subscribed/email_disabled flag, else a
- * confirmation time; with none of them the address is pending and asked to confirm. A file that says the reader
- * gets no email (subscribed_to_emails false, email_disabled true) is never overruled by its other columns.
+ * Reads one data row; throws an Error whose message says what is wrong with it. Consent is what the file says
+ * (`statusOf`): a reader it says gets no email (subscribed_to_emails false, email_disabled true) is unsubscribed
+ * whatever else it says; then a status (ours or the service's), an unsubscribe or clean time, a subscribed flag or
+ * a confirmation time; with none of them the address is pending and asked to confirm.
  */
 function readRow(record: string[], columns: ImportColumns): ImportRow {
   const cell = (f: ImportField) => {
@@ -137,19 +157,9 @@ function readRow(record: string[], columns: ImportColumns): ImportRow {
   const bouncedAt = dateFrom(cell('bounced_at'), 'bounced_at');
   const subscribed = booleanFrom(cell('subscribed'), 'subscribed_to_emails');
   const disabled = booleanFrom(cell('email_disabled'), 'email_disabled');
-  const mailed = subscribed === false || disabled === true ? false : subscribed || disabled === false || undefined;
-  let status: SubscriberStatus =
-    given ??
-    (unsubscribedAt
-      ? 'unsubscribed'
-      : bouncedAt
-        ? 'bounced'
-        : mailed === false
-          ? 'unsubscribed'
-          : mailed || confirmedAt
-            ? 'confirmed'
-            : 'pending');
-  if (mailed === false && (status === 'confirmed' || status === 'pending')) status = 'unsubscribed';
+  const optedOut = subscribed === false || disabled === true;
+  const optedIn = subscribed === true || disabled === false;
+  const status = statusOf(given, { unsubscribedAt, bouncedAt, optedOut, optedIn, confirmedAt });
   return {
     email: email.data,
     name: name.data ?? null,
@@ -175,10 +185,7 @@ interface StoredCounts {
  * that the file says confirmed is confirmed; every other address already on the list is left as it is (an
  * unsubscribe here is never undone by a file). Importing the same rows again therefore changes nothing.
  */
-async function storeBatch(
-  db: Db,
-  batch: ImportRow[],
-): Promise<StoredCounts> {
+async function storeBatch(db: Db, batch: ImportRow[]): Promise<StoredCounts> {
   const [counts] = await rows<StoredCounts>(
     db,
     sql`
