@@ -38,11 +38,35 @@ describe('the publisher CLI: subscribers and stats', () => {
     );
     const first = await cli(['subscribers', 'import', file]);
     expect(first.code).toBe(0);
-    expect(first.stderr).toContain('Imported 3 rows: 2 new (1 confirmed, 1 sent a confirmation email)');
+    expect(first.stderr).toContain(
+      'Imported 3 rows: 2 new (1 confirmed, 1 sent a confirmation email, 0 unsubscribed, 0 bounced), ' +
+        '0 confirmed now, 0 unchanged, 1 refused; 2 + 0 + 0 + 1 = 3 rows read.',
+    );
     expect(first.stdout).toContain('line 3: email:');
     const second = await cli(['subscribers', 'import', file]);
     expect(second.stderr).toContain('0 new');
     expect(second.stderr).toContain('2 unchanged');
+  });
+
+  it('imports a Mailchimp export as it is: names joined, counts that add up, ignored columns named', async () => {
+    const file = join(dir, 'unsubscribed_members_export_1a2b3c.csv');
+    await writeFile(
+      file,
+      [
+        '"Email Address","First Name","Last Name",MEMBER_RATING,OPTIN_TIME,CONFIRM_TIME,UNSUB_TIME,UNSUB_REASON,LEID',
+        'cli-mc-a@example.org,Ann,Bee,2,,"2023-01-01 10:00:00",,,1',
+        'cli-mc-b@example.org,Cy,Dee,2,,"2023-01-01 10:00:00","2024-01-01 10:00:00","no longer interested",2',
+      ].join('\r\n'),
+    );
+    const r = await cli(['subscribers', 'import', file]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(
+      'Imported 2 rows: 2 new (1 confirmed, 0 sent a confirmation email, 1 unsubscribed, 0 bounced), ' +
+        '0 confirmed now, 0 unchanged, 0 refused; 2 + 0 + 0 + 0 = 2 rows read. ' +
+        'Ignored columns: MEMBER_RATING, UNSUB_REASON, LEID.',
+    );
+    await cli(['subscribers', 'erase', 'cli-mc-a@example.org']);
+    await cli(['subscribers', 'erase', 'cli-mc-b@example.org']);
   });
 
   it('exports to a file with progress, and shows stats', async () => {

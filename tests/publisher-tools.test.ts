@@ -225,10 +225,18 @@ describe('import and export', () => {
       created: 5,
       confirmed: 2,
       queued: 2,
+      unsubscribed: 1,
+      bounced: 0,
       invalid: 3,
       unchanged: 1,
       updated: 0,
     });
+    // Every row is counted once: 5 new (2 + 2 + 1 + 0), 1 repeated, 3 refused.
+    expect(r.summary).toBe(
+      'Imported 9 rows: 5 new (2 confirmed, 2 sent a confirmation email, 1 unsubscribed, 0 bounced), ' +
+        '0 confirmed now, 1 unchanged, 3 refused; 5 + 0 + 1 + 3 = 9 rows read.',
+    );
+    expect(r.ignoredColumns).toEqual([]);
     expect(r.errors.map((e) => e.line)).toEqual([5, 6, 9]);
     expect(r.errors[0]?.message).toMatch(/^email:/);
     expect(r.errors[1]?.message).toMatch(/^status "subscribed-maybe"/);

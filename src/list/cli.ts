@@ -19,9 +19,12 @@ Through the running service's API:
   --api URL   the service (default: ONELETTER_API_URL, else PUBLIC_URL); the token comes from PUBLISHER_TOKEN
 
   export      writes the list as CSV to FILE (or standard output), showing progress on standard error
-  import      reads a CSV with an "email" column (optional: name, status, confirmed_at, created_at); addresses
-              are confirmed only when the file says so, the others get a confirmation email; bad lines are
-              listed; importing the same file twice changes nothing
+  import      reads a CSV with an "email" column (optional: name or first/last name, status, confirmed_at,
+              created_at), or another service's export as it is (Mailchimp, Substack, Ghost, Buttondown,
+              listmonk); addresses are confirmed only when the file says so, those it says unsubscribed or
+              bounced are never mailed, the others get a confirmation email; prints counts that add up to
+              the rows read, the ignored columns and the refused lines; importing the same file twice
+              changes nothing
   erase       removes the address and name from every table (right to be forgotten); send-out figures stay`;
 
 /** A progress line on standard error: redrawn in place on a terminal, a line every 10 s otherwise. */
@@ -94,13 +97,10 @@ async function importFile(a: Api, file: string): Promise<void> {
     duplex: 'half',
   });
   const report = (await res.json()) as ImportReport;
-  shown.done(
-    `Imported ${report.rows} rows: ${report.created} new (${report.confirmed} confirmed, ${report.queued} sent a confirmation email), ` +
-      `${report.updated} confirmed now, ${report.unchanged} unchanged, ${report.invalid} bad.`,
-  );
+  shown.done(report.summary);
   for (const e of report.errors) process.stdout.write(`line ${e.line}: ${e.message}\n`);
   if (report.invalid > report.errors.length) {
-    process.stdout.write(`… and ${report.invalid - report.errors.length} more bad lines.\n`);
+    process.stdout.write(`… and ${report.invalid - report.errors.length} more refused lines.\n`);
   }
 }
 

@@ -77,11 +77,15 @@ const importRoute = createRoute({
   tags: ['Subscribers'],
   summary: 'Import subscribers from CSV',
   description:
-    'A header row names the columns: `email` (required), `name`, `status` (pending, confirmed, unsubscribed, bounced), ' +
-    '`confirmed_at`, `created_at`. An address is stored as confirmed only when the file says so (status confirmed, ' +
-    'or a confirmed_at); other new addresses are sent a confirmation email. Addresses already on the list are left ' +
-    'as they are (a pending one the file says confirmed is confirmed): importing the same file twice changes nothing. ' +
-    'Bad rows are reported by line number; the others are imported.',
+    'A header row names the columns: `email` (required), `name` (or first and last name), `status` (pending, ' +
+    'confirmed, unsubscribed, bounced), `confirmed_at`, `created_at`; names match without case, spaces or ' +
+    'underscores. Exports of Mailchimp, Substack, Ghost, Buttondown and listmonk are read as they are, their ' +
+    'statuses mapped to ours. An address is stored as confirmed only when the file says so (a subscribed status, ' +
+    'or a confirmed_at); one the file says unsubscribed, blocklisted or cleaned is stored as such and never mailed; ' +
+    'other new addresses are sent a confirmation email. Addresses already on the list are left as they are (a ' +
+    'pending one the file says confirmed is confirmed): importing the same file twice changes nothing. Refused rows ' +
+    'are reported by line number; the others are imported. The counts add up to the rows read, and the columns ' +
+    'the import did not use are named.',
   security,
   request: {
     body: {
@@ -193,6 +197,8 @@ export function subscriberRoutes(deps: Deps): OpenAPIHono<AppEnv> {
         rows: report.rows,
         created: report.created,
         queued: report.queued,
+        updated: report.updated,
+        unchanged: report.unchanged,
         invalid: report.invalid,
       });
       if (report.queued > 0) deps.kick?.();

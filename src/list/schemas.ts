@@ -141,27 +141,62 @@ export const subscriberRef = z.object({
 
 export const importReport = z
   .object({
-    rows: z.number().int().openapi({ description: 'Data rows read (the header not counted).' }),
-    created: z.number().int().openapi({ description: 'Addresses new to the list.' }),
+    rows: z.number().int().openapi({
+      description:
+        'Data rows read (the header and blank lines not counted): created + updated + unchanged + invalid.',
+    }),
+    created: z
+      .number()
+      .int()
+      .openapi({ description: 'Addresses new to the list: confirmed + queued + unsubscribed + bounced.' }),
     confirmed: z
       .number()
       .int()
-      .openapi({ description: 'Of those, stored as confirmed because the file says they confirmed.' }),
+      .openapi({ description: 'Of those, stored as confirmed because the file says they subscribed.' }),
     queued: z
       .number()
       .int()
       .openapi({ description: 'Of those, sent a confirmation email (pending until they click).' }),
+    unsubscribed: z.number().int().openapi({
+      description: 'Of those, stored as unsubscribed because the file says so (never mailed).',
+    }),
+    bounced: z.number().int().openapi({
+      description:
+        'Of those, stored as bounced because the file says so (Mailchimp’s cleaned; never mailed).',
+    }),
     updated: z
       .number()
       .int()
       .openapi({ description: 'Pending addresses already on the list that the file says confirmed.' }),
-    unchanged: z.number().int().openapi({ description: 'Addresses already on the list, left as they were.' }),
-    invalid: z.number().int(),
+    unchanged: z.number().int().openapi({
+      description: 'Addresses already on the list (or repeated in the file), left as they were.',
+    }),
+    invalid: z.number().int().openapi({ description: 'Rows refused; `errors` says why, by line.' }),
     errors: z
       .array(z.object({ line: z.number().int(), message: z.string() }))
-      .openapi({ description: 'The bad rows by line number (the first 1000).' }),
+      .openapi({ description: 'The refused rows by line number (the first 1000).' }),
+    ignoredColumns: z.array(z.string()).openapi({
+      description: 'Columns of the file the import does not use, as the header names them.',
+      example: ['MEMBER_RATING', 'LEID'],
+    }),
+    summary: z.string().openapi({
+      description: 'The counts in one sentence, ending with their total and the ignored columns.',
+      example:
+        'Imported 62 rows: 62 new (60 confirmed, 1 sent a confirmation email, 1 unsubscribed, 0 bounced), ' +
+        '0 confirmed now, 0 unchanged, 0 refused; 62 + 0 + 0 + 0 = 62 rows read. Ignored columns: MEMBER_RATING, LEID.',
+    }),
   })
   .openapi('ImportReport');
+
+/** What an import did, in one sentence whose parts add up to the rows read. */
+export function importSummary(r: Omit<ImportReport, 'summary'>): string {
+  const ignored = r.ignoredColumns.length ? ` Ignored columns: ${r.ignoredColumns.join(', ')}.` : '';
+  return (
+    `Imported ${r.rows} rows: ${r.created} new (${r.confirmed} confirmed, ${r.queued} sent a confirmation email, ` +
+    `${r.unsubscribed} unsubscribed, ${r.bounced} bounced), ${r.updated} confirmed now, ${r.unchanged} unchanged, ` +
+    `${r.invalid} refused; ${r.created} + ${r.updated} + ${r.unchanged} + ${r.invalid} = ${r.rows} rows read.${ignored}`
+  );
+}
 
 export type ImportReport = z.infer<typeof importReport>;
 

@@ -2,12 +2,14 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
 import type { SubscriberStatus } from '../db/schema.js';
-import { subscriberStatus } from '../db/schema.js';
 import { AppError } from '../http/errors.js';
 import { emailSchema, subscribeInput } from '../reader/service.js';
 import { newToken } from '../tokens.js';
 import { csvRecords } from './csv.js';
+import type { ImportColumns, ImportField } from './import-formats.js';
+import { booleanFrom, dateFrom, isDeletionRequest, readColumns, statusFrom } from './import-formats.js';
 import type { ImportReport, SubscriberFilters } from './schemas.js';
+import { importSummary } from './schemas.js';
 import { filterConditions, subscriberColumns } from './service.js';
 
 /** Moving the list to and from other services: CSV export (streamed) and import (set-based, batched). */
@@ -95,24 +97,6 @@ export function exportCsv(db: Db, filters: SubscriberFilters): ReadableStream<Ui
   );
 }
 
-/** Column names other services use, by what they mean here (compared lower-case, punctuation as `_`). */
-const HEADER_ALIASES: Record<string, ImportField> = {
-  email: 'email',
-  email_address: 'email',
-  e_mail: 'email',
-  name: 'name',
-  full_name: 'name',
-  status: 'status',
-  subscription_status: 'status',
-  confirmed_at: 'confirmed_at',
-  optin_time: 'confirmed_at',
-  confirm_time: 'confirmed_at',
-  created_at: 'created_at',
-  subscribed_at: 'created_at',
-};
-
-type ImportField = 'email' | 'name' | 'status' | 'confirmed_at' | 'created_at';
-
 interface ImportRow {
   email: string;
   name: string | null;
@@ -124,30 +108,58 @@ interface ImportRow {
 
 const nameSchema = subscribeInput.shape.name;
 
-function parseDate(raw: string, column: string): string | null {
-  if (raw === '') return null;
-  const time = Date.parse(raw);
-  if (Number.isNaN(time)) throw new Error(`${column} "${raw.slice(0, 40)}" is not a date (use ISO 8601).`);
-  return new Date(time).toISOString();
+/** A row's status from what its file says, most telling first. */
+function statusOf(
+  given: SubscriberStatus | undefined,
+  says: {
+    unsubscribedAt: string | null;
+    bouncedAt: string | null;
+    optedOut: boolean;
+    optedIn: boolean;
+    confirmedAt: string | null;
+  },
+): SubscriberStatus {
+  // "Gets no email" is never overruled, not even by a status column.
+  if (says.optedOut) return given === 'bounced' ? 'bounced' : 'unsubscribed';
+  if (given) return given;
+  if (says.unsubscribedAt) return 'unsubscribed';
+  if (says.bouncedAt) return 'bounced';
+  if (says.optedIn || says.confirmedAt) return 'confirmed';
+  return 'pending';
 }
 
-/** Reads one data row; throws an Error whose message says what is wrong with it. */
-function readRow(record: string[], columns: Partial<Record<ImportField, number>>): ImportRow {
-  const cell = (f: ImportField) => (columns[f] === undefined ? '' : (record[columns[f]] ?? '').trim());
+/**
+ * Reads one data row; throws an Error whose message says what is wrong with it. Consent is what the file says
+ * (`statusOf`): a reader it says gets no email (subscribed_to_emails false, email_disabled true) is unsubscribed
+ * whatever else it says; then a status (ours or the service's), an unsubscribe or clean time, a subscribed flag or
+ * a confirmation time; with none of them the address is pending and asked to confirm.
+ */
+function readRow(record: string[], columns: ImportColumns): ImportRow {
+  const cell = (f: ImportField) => {
+    for (const i of columns[f] ?? []) {
+      const value = (record[i] ?? '').trim();
+      if (value !== '') return value;
+    }
+    return '';
+  };
   const email = emailSchema.safeParse(cell('email'));
   if (!email.success) throw new Error(`email: ${email.error.issues[0]?.message ?? 'invalid'}`);
-  const name = nameSchema.safeParse(cell('name').replace(/^'(?=[=+\-@\t\r])/, ''));
-  if (!name.success) throw new Error(`name: ${name.error.issues[0]?.message ?? 'invalid'}`);
-  const rawStatus = cell('status').toLowerCase();
-  if (rawStatus && !(subscriberStatus.enumValues as readonly string[]).includes(rawStatus)) {
-    throw new Error(
-      `status "${rawStatus.slice(0, 40)}" is not one of ${subscriberStatus.enumValues.join(', ')} (or empty).`,
-    );
+  if (isDeletionRequest(email.data)) {
+    throw new Error('email: a Substack deletion request (the reader asked to be deleted), not an address.');
   }
-  const confirmedAt = parseDate(cell('confirmed_at'), 'confirmed_at');
-  const createdAt = parseDate(cell('created_at'), 'created_at');
-  // Consent is what the file says: confirmed only with status "confirmed", or a confirmed_at and no status.
-  const status = (rawStatus || (confirmedAt ? 'confirmed' : 'pending')) as SubscriberStatus;
+  const fullName = cell('name') || [cell('first_name'), cell('last_name')].filter(Boolean).join(' ');
+  const name = nameSchema.safeParse(fullName.replace(/^'(?=[=+\-@\t\r])/, ''));
+  if (!name.success) throw new Error(`name: ${name.error.issues[0]?.message ?? 'invalid'}`);
+  const given = statusFrom(cell('status'));
+  const confirmedAt = dateFrom(cell('confirmed_at'), 'confirmed_at');
+  const createdAt = dateFrom(cell('created_at'), 'created_at');
+  const unsubscribedAt = dateFrom(cell('unsubscribed_at'), 'unsubscribed_at');
+  const bouncedAt = dateFrom(cell('bounced_at'), 'bounced_at');
+  const subscribed = booleanFrom(cell('subscribed'), 'subscribed_to_emails');
+  const disabled = booleanFrom(cell('email_disabled'), 'email_disabled');
+  const optedOut = subscribed === false || disabled === true;
+  const optedIn = subscribed === true || disabled === false;
+  const status = statusOf(given, { unsubscribedAt, bouncedAt, optedOut, optedIn, confirmedAt });
   return {
     email: email.data,
     name: name.data ?? null,
@@ -158,17 +170,23 @@ function readRow(record: string[], columns: Partial<Record<ImportField, number>>
   };
 }
 
+interface StoredCounts {
+  created: number;
+  confirmed: number;
+  queued: number;
+  unsubscribed: number;
+  bounced: number;
+  updated: number;
+}
+
 /**
  * Stores one batch in one statement. New addresses are inserted (confirmed only when the file says so; pending
  * ones get a confirmation request queued, which the dispatcher mails); a pending address already on the list
  * that the file says confirmed is confirmed; every other address already on the list is left as it is (an
  * unsubscribe here is never undone by a file). Importing the same rows again therefore changes nothing.
  */
-async function storeBatch(
-  db: Db,
-  batch: ImportRow[],
-): Promise<{ created: number; confirmed: number; queued: number; updated: number }> {
-  const [counts] = await rows<{ created: number; confirmed: number; queued: number; updated: number }>(
+async function storeBatch(db: Db, batch: ImportRow[]): Promise<StoredCounts> {
+  const [counts] = await rows<StoredCounts>(
     db,
     sql`
       with v as (
@@ -203,12 +221,16 @@ async function storeBatch(
       select (select count(*) from inserted)::int as created,
              (select count(*) from inserted where status = 'confirmed')::int as confirmed,
              (select count(*) from queued)::int as queued,
+             (select count(*) from inserted where status = 'unsubscribed')::int as unsubscribed,
+             (select count(*) from inserted where status = 'bounced')::int as bounced,
              (select count(*) from upgraded)::int as updated`,
   );
   return {
     created: Number(counts?.created ?? 0),
     confirmed: Number(counts?.confirmed ?? 0),
     queued: Number(counts?.queued ?? 0),
+    unsubscribed: Number(counts?.unsubscribed ?? 0),
+    bounced: Number(counts?.bounced ?? 0),
     updated: Number(counts?.updated ?? 0),
   };
 }
@@ -216,7 +238,8 @@ async function storeBatch(
 /**
  * Imports a CSV (a header row naming at least `email`), streamed: rows are checked one by one and stored in
  * batches of 2,000 as they arrive. A bad row is reported by its line number and the rest go on; a row the
- * CSV grammar can't read (an unclosed quote, say) is reported the same way.
+ * CSV grammar can't read (an unclosed quote, say) is reported the same way. Every row read ends in one count:
+ * new (confirmed, queued, unsubscribed or bounced), updated, unchanged or invalid.
  */
 export async function importCsv(
   db: Db,
@@ -228,16 +251,20 @@ export async function importCsv(
     created: 0,
     confirmed: 0,
     queued: 0,
+    unsubscribed: 0,
+    bounced: 0,
     updated: 0,
     unchanged: 0,
     invalid: 0,
     errors: [],
+    ignoredColumns: [],
+    summary: '',
   };
   const fail = (line: number, message: string) => {
     report.invalid++;
     if (report.errors.length < MAX_REPORTED_ERRORS) report.errors.push({ line, message });
   };
-  let columns: Partial<Record<ImportField, number>> | undefined;
+  let columns: ImportColumns | undefined;
   let batch: ImportRow[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
@@ -245,7 +272,10 @@ export async function importCsv(
     report.created += stored.created;
     report.confirmed += stored.confirmed;
     report.queued += stored.queued;
+    report.unsubscribed += stored.unsubscribed;
+    report.bounced += stored.bounced;
     report.updated += stored.updated;
+    // Already on the list, or an address the file repeats (the batch keeps one row per address).
     report.unchanged += batch.length - stored.created - stored.updated;
     batch = [];
     onProgress?.(report);
@@ -258,7 +288,16 @@ export async function importCsv(
           `The header row (line ${record.line}) is not valid CSV: ${record.error}.`,
         );
       }
-      columns = readHeader(record.fields);
+      const header = readColumns(record.fields);
+      if (!header.columns.email) {
+        throw new AppError(
+          'invalid_csv',
+          'The first row must name the columns, one of them "email" (optional: name or first/last name, status, ' +
+            'confirmed_at, created_at; exports of Mailchimp, Substack, Ghost, Buttondown and listmonk are read as they are).',
+        );
+      }
+      columns = header.columns;
+      report.ignoredColumns = header.ignored;
       continue;
     }
     report.rows++;
@@ -281,25 +320,6 @@ export async function importCsv(
     throw new AppError('invalid_csv', 'The file is empty. Send a CSV whose first row names its columns.');
   }
   await flush();
+  report.summary = importSummary(report);
   return report;
-}
-
-function readHeader(record: string[]): Partial<Record<ImportField, number>> {
-  const columns: Partial<Record<ImportField, number>> = {};
-  record.forEach((raw, i) => {
-    const key = raw
-      .trim()
-      .toLowerCase()
-      .replace(/[^a-z0-9]+/g, '_')
-      .replace(/^_|_$/g, '');
-    const f = HEADER_ALIASES[key];
-    if (f && columns[f] === undefined) columns[f] = i;
-  });
-  if (columns.email === undefined) {
-    throw new AppError(
-      'invalid_csv',
-      'The first row must name the columns, one of them "email" (optional: name, status, confirmed_at, created_at).',
-    );
-  }
-  return columns;
 }
