@@ -323,8 +323,8 @@ function renderSubscribeComparison(s: SubscribeResult, other: string): string[] 
     '',
     `### POST /subscribe, ${mine} against ${other} (both up at once, taking turns scenario by scenario)`,
     '',
-    `| address | round | ${mine} req/s | p50 / p99 ms | ${other} req/s | p50 / p99 ms | ${mine} / ${other} |`,
-    '|---|---|---:|---:|---:|---:|---:|',
+    `| address | round | ${mine} req/s | p50 / p99 ms | CPU µs/req | ${other} req/s | p50 / p99 ms | CPU µs/req | ${mine} / ${other} req/s |`,
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const scenario of SCENARIOS) {
     const of = (label: string, round?: number) =>
@@ -336,7 +336,7 @@ function renderSubscribeComparison(s: SubscribeResult, other: string): string[] 
       );
     const row = (round: string, a: ReturnType<typeof of>, b: ReturnType<typeof of>) =>
       out.push(
-        `| ${SCENARIO_LABELS[scenario]} | ${round} | ${f(a.requestsPerSecond)} | ${f(a.p50Ms, 1)} / ${f(a.p99Ms, 1)} | ${f(b.requestsPerSecond)} | ${f(b.p50Ms, 1)} / ${f(b.p99Ms, 1)} | ${x(a.requestsPerSecond, b.requestsPerSecond)} |`,
+        `| ${SCENARIO_LABELS[scenario]} | ${round} | ${f(a.requestsPerSecond)} | ${f(a.p50Ms, 1)} / ${f(a.p99Ms, 1)} | ${f(a.cpuPerRequestUs.server)} | ${f(b.requestsPerSecond)} | ${f(b.p50Ms, 1)} / ${f(b.p99Ms, 1)} | ${f(b.cpuPerRequestUs.server)} | ${x(a.requestsPerSecond, b.requestsPerSecond)} |`,
       );
     for (let round = 1; round <= rounds; round++) row(String(round), of(mine, round), of(other, round));
     if (rounds > 1) row('mean', of(mine), of(other));
