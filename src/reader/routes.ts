@@ -1,4 +1,4 @@
-import type { Context } from 'hono';
+import type { Context, MiddlewareHandler } from 'hono';
 import { Hono } from 'hono';
 import { cors } from 'hono/cors';
 import type { AppEnv, Deps } from '../deps.js';
@@ -24,16 +24,7 @@ export function subscriptionRoutes(deps: Deps): Hono<AppEnv> {
   const { config } = deps;
   const allowed = new Set([new URL(config.publicUrl).origin, ...config.allowedOrigins]);
 
-  // The site's own pages (ALLOWED_ORIGINS) may post to /subscribe from the browser.
-  app.use(
-    '/subscribe',
-    cors({
-      origin: (origin) => (config.allowedOrigins.includes(origin) ? origin : null),
-      allowMethods: ['POST'],
-      allowHeaders: ['Content-Type', 'Accept'],
-      maxAge: 86_400,
-    }),
-  );
+  app.use('/subscribe', subscribeCors(config.allowedOrigins));
 
   app.post('/subscribe', async (c) => {
     const fields = await readFields(c);
@@ -134,4 +125,29 @@ function checkRedirect(redirect: string | undefined, allowed: Set<string>): stri
     );
   }
   return url.href;
+}
+
+/**
+ * CORS for /subscribe: the site's own pages (ALLOWED_ORIGINS) may post to it from the browser. Preflights
+ * go to Hono's cors(). A POST gets the same two headers from here, set before the route answers.
+ *
+ * Kept rather than cors() for the POST (issue 22): cors() sets Vary with c.header() after the route has
+ * answered, and on @hono/node-server that turns the finished answer into a web stream that is read back
+ * out (honojs/node-server#399 and honojs/hono#5350 would end it). Measured side by side: see
+ * docs/performance.md, 2026-12-07. Go back to cors() alone once that copy is gone.
+ */
+function subscribeCors(allowedOrigins: string[]): MiddlewareHandler<AppEnv> {
+  const preflight = cors({
+    origin: (origin) => (allowedOrigins.includes(origin) ? origin : null),
+    allowMethods: ['POST'],
+    allowHeaders: ['Content-Type', 'Accept'],
+    maxAge: 86_400,
+  });
+  return async (c, next) => {
+    if (c.req.method === 'OPTIONS') return preflight(c, next);
+    const origin = c.req.header('origin');
+    if (origin && allowedOrigins.includes(origin)) c.header('Access-Control-Allow-Origin', origin);
+    c.header('Vary', 'Origin');
+    await next();
+  };
 }
