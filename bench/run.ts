@@ -10,8 +10,10 @@
  *   --dispatchers=2 sends each send-out with that many dispatcher processes (default 1).
  *   --kills=10 --kill-size=20000 --kill-dispatchers=3: the send-out under kills, one dispatcher SIGKILLed
  *   every 0.5–1 s and replaced, K times, at that many subscribers (LEASE_SECONDS=2).
- *   --compare=<git ref> measures that version too (checked out and built beside this one), the send-out
- *   and the send-out under kills, alternating runs of the two (--rounds=2 by default, each on a fresh database).
+ *   --compare=<git ref> measures that version too (checked out and built beside this one), the send-out,
+ *   the send-out under kills and POST /subscribe, alternating runs of the two (--rounds=2 by default; a
+ *   send-out on a fresh database each run, POST /subscribe with both servers up, taking turns scenario by
+ *   scenario).
  * Needs the local PostgreSQL server (TEST_DATABASE_URL, as the tests) and Postfix's smtp-sink/smtp-source.
  * Prints a table (Markdown) and writes it as JSON to bench/results/.
  */
@@ -25,7 +27,7 @@ import { measurePublisherTools } from './publisher-tools.js';
 import type { SendoutResult } from './sendout.js';
 import { measureSendout } from './sendout.js';
 import type { SubscribeResult } from './subscribe.js';
-import { measureSubscribe, SCENARIO_LABELS, SCENARIOS } from './subscribe.js';
+import { meanLoad, measureSubscribe, SCENARIO_LABELS, SCENARIOS } from './subscribe.js';
 import { ROOT } from './support.js';
 import type { ServiceVersion } from './versions.js';
 import { checkout, workingTree } from './versions.js';
@@ -107,15 +109,17 @@ try {
       }
     }
   }
+  if (runs('subscribe')) {
+    // A failure here still leaves the send-out figures printed and written.
+    subscribe = await measureSubscribe({ durationSeconds, connections: 50, versions, rounds, log }).catch(
+      (error) => {
+        failure = error;
+        return undefined;
+      },
+    );
+  }
 } finally {
   await removeBaseline();
-}
-if (runs('subscribe')) {
-  // A failure here still leaves the send-out figures printed and written.
-  subscribe = await measureSubscribe({ durationSeconds, connections: 50, log }).catch((error) => {
-    failure = error;
-    return undefined;
-  });
 }
 
 if (runs('publisher-tools')) {
@@ -255,6 +259,7 @@ function render(): string {
       '',
       `Service memory: ${f(m.restMiB)} MiB RSS at rest, ${f(m.afterMiB)} MiB after the runs (peak ${f(m.peakMiB)} MiB)`,
     );
+    if (baselineLabel) out.push(...renderSubscribeComparison(s, baselineLabel));
   }
   if (publisherTools.length) {
     out.push('', '### Publisher tools (PostgreSQL, through the app in memory)', '');
@@ -307,6 +312,34 @@ function renderSendoutComparison(other: string): string[] {
       sendout.filter((r) => r.n === n && r.service === label && (round === undefined || r.round === round));
     for (let round = 1; round <= rounds; round++) row(n, String(round), of(mine, round), of(other, round));
     if (rounds > 1) row(n, 'mean', of(mine), of(other));
+  }
+  return out;
+}
+
+/** POST /subscribe, each scenario's runs of the two versions side by side by round, and their mean. */
+function renderSubscribeComparison(s: SubscribeResult, other: string): string[] {
+  const mine = current.label;
+  const out = [
+    '',
+    `### POST /subscribe, ${mine} against ${other} (both up at once, taking turns scenario by scenario)`,
+    '',
+    `| address | round | ${mine} req/s | p50 / p99 ms | CPU µs/req | ${other} req/s | p50 / p99 ms | CPU µs/req | ${mine} / ${other} req/s |`,
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const scenario of SCENARIOS) {
+    const of = (label: string, round?: number) =>
+      meanLoad(
+        s.runs
+          .filter((r) => r.scenario === scenario && r.service === label)
+          .filter((r) => round === undefined || r.round === round)
+          .map((r) => r.load),
+      );
+    const row = (round: string, a: ReturnType<typeof of>, b: ReturnType<typeof of>) =>
+      out.push(
+        `| ${SCENARIO_LABELS[scenario]} | ${round} | ${f(a.requestsPerSecond)} | ${f(a.p50Ms, 1)} / ${f(a.p99Ms, 1)} | ${f(a.cpuPerRequestUs.server)} | ${f(b.requestsPerSecond)} | ${f(b.p50Ms, 1)} / ${f(b.p99Ms, 1)} | ${f(b.cpuPerRequestUs.server)} | ${x(a.requestsPerSecond, b.requestsPerSecond)} |`,
+      );
+    for (let round = 1; round <= rounds; round++) row(String(round), of(mine, round), of(other, round));
+    if (rounds > 1) row('mean', of(mine), of(other));
   }
   return out;
 }

@@ -1,7 +1,9 @@
 /**
  * POST /subscribe under load (autocannon, 50 connections) against the service as `npm start` runs it on
  * PostgreSQL, and two baselines in the same run: Hono's hello-world, and plain node:http + postgres.js
- * running the same statements.
+ * running the same statements. With another version of the service (`--compare`), both run at once, each on
+ * its own database, and take turns: each scenario of each round runs one, then the other (the first to go
+ * changes every round), so a busy machine weighs on both alike.
  */
 import autocannon from 'autocannon';
 import postgres from 'postgres';
@@ -19,6 +21,7 @@ import {
   startTs,
   waitForPort,
 } from './support.js';
+import type { ServiceVersion } from './versions.js';
 
 /** `form`: a new address posted as a plain HTML form does it (urlencoded, answered 303). */
 export type Scenario = 'new' | 'repeated' | 'invalid' | 'form';
@@ -43,10 +46,21 @@ export interface LoadResult {
   cpuPerRequestUs: { server: number; postgres: number };
 }
 
+/** One load run of one version of the service. */
+export interface SubscribeRun {
+  service: string;
+  round: number;
+  scenario: Scenario;
+  load: LoadResult;
+}
+
 export interface SubscribeResult {
   connections: number;
   durationSeconds: number;
+  /** This working tree: the mean of its rounds. */
   service: Record<Scenario, LoadResult>;
+  /** Every run of every version, in the order they ran. */
+  runs: SubscribeRun[];
   raw: Record<Scenario, LoadResult>;
   hono: LoadResult;
   serviceMemory: { restMiB: number; afterMiB: number; peakMiB: number };
@@ -55,6 +69,9 @@ export interface SubscribeResult {
 export interface SubscribeOptions {
   durationSeconds: number;
   connections: number;
+  /** This working tree first, then the version it is compared with, if any. */
+  versions: Pick<ServiceVersion, 'label' | 'root'>[];
+  rounds: number;
   log: (line: string) => void;
 }
 
@@ -173,30 +190,81 @@ export async function measureSubscribe(options: SubscribeOptions): Promise<Subsc
     ),
   );
 
-  log('subscribe: the service');
-  const service = await onFreshDatabase((url) =>
-    withServer(
-      (port) => startService('start', env(url, port)),
-      async (port, child) => {
-        await sleep(300);
-        const rest = await memoryOf(child.pid);
-        await warmUp(port, child.pid);
-        const out = {} as Record<Scenario, LoadResult>;
-        for (const scenario of SCENARIOS) out[scenario] = await load(port, child.pid, scenario, options);
-        const after = await memoryOf(child.pid);
-        return { out, memory: { restMiB: rest.rssMiB, afterMiB: after.rssMiB, peakMiB: after.peakMiB } };
-      },
-    ),
-  );
+  log(`subscribe: ${options.versions.map((v) => v.label).join(' and ')}`);
+  const runs: SubscribeRun[] = [];
+  const memory = await withServices(options.versions, env, async (services) => {
+    await sleep(300);
+    const rest = await memoryOf(services[0].child.pid);
+    for (const { port, child } of services) await warmUp(port, child.pid);
+    for (let round = 1; round <= options.rounds; round++) {
+      for (const scenario of SCENARIOS) {
+        const turn = round % 2 === 1 ? services : [...services].reverse();
+        for (const { label, port, child } of turn) {
+          log(`subscribe: ${label}, ${scenario}, round ${round}`);
+          runs.push({
+            service: label,
+            round,
+            scenario,
+            load: await load(port, child.pid, scenario, options),
+          });
+        }
+      }
+    }
+    const after = await memoryOf(services[0].child.pid);
+    return { restMiB: rest.rssMiB, afterMiB: after.rssMiB, peakMiB: after.peakMiB };
+  });
 
+  const service = {} as Record<Scenario, LoadResult>;
+  for (const scenario of SCENARIOS) {
+    const mine = runs.filter((r) => r.service === options.versions[0]?.label && r.scenario === scenario);
+    service[scenario] = meanLoad(mine.map((r) => r.load));
+  }
   return {
     connections: options.connections,
     durationSeconds: options.durationSeconds,
-    service: service.out,
+    service,
+    runs,
     raw,
     hono,
-    serviceMemory: service.memory,
+    serviceMemory: memory,
   };
+}
+
+/** The mean of several runs, field by field (latencies too: the mean of each run's p50 and p99). */
+export function meanLoad(loads: LoadResult[]): LoadResult {
+  const mean = (pick: (l: LoadResult) => number) =>
+    loads.reduce((a, l) => a + pick(l), 0) / Math.max(1, loads.length);
+  const sum = (pick: (l: LoadResult) => number) => loads.reduce((a, l) => a + pick(l), 0);
+  return {
+    requestsPerSecond: mean((l) => l.requestsPerSecond),
+    p50Ms: mean((l) => l.p50Ms),
+    p99Ms: mean((l) => l.p99Ms),
+    unexpected: sum((l) => l.unexpected),
+    total: sum((l) => l.total),
+    cpuPerRequestUs: {
+      server: mean((l) => l.cpuPerRequestUs.server),
+      postgres: mean((l) => l.cpuPerRequestUs.postgres),
+    },
+  };
+}
+
+type Running = { label: string; port: number; child: Child };
+
+/** Each version started as `npm start` runs it, each on a fresh database of its own, all at once. */
+async function withServices<T>(
+  versions: Pick<ServiceVersion, 'label' | 'root'>[],
+  env: (url: string, port: number) => Record<string, string>,
+  run: (services: [Running, ...Running[]]) => Promise<T>,
+  started: Running[] = [],
+): Promise<T> {
+  const [version, ...rest] = versions;
+  if (!version) return run(started as [Running, ...Running[]]);
+  return onFreshDatabase((url) =>
+    withServer(
+      (port) => startService('start', env(url, port), version.root),
+      (port, child) => withServices(rest, env, run, [...started, { label: version.label, port, child }]),
+    ),
+  );
 }
 
 async function onFreshDatabase<T>(run: (url: string) => Promise<T>): Promise<T> {

@@ -8,7 +8,7 @@ import { essayRoutes } from './essays/routes.js';
 import { feedRoutes } from './feed/routes.js';
 import { AppError, onError, redactPath, respondError } from './http/errors.js';
 import { DOCS_CSP, invalidInput, json, openApiRoutes } from './http/openapi.js';
-import { secureAnswers, securityHeaders } from './http/security-headers.js';
+import { securityHeaders } from './http/security-headers.js';
 import { IMPORT_PATH, subscriberRoutes } from './list/routes.js';
 import { subscriptionRoutes } from './reader/routes.js';
 
@@ -80,7 +80,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.use('/admin', adminHeaders(config));
   app.use('/admin/*', adminHeaders(config));
 
-  app.use(secureAnswers(securityHeaders(ownOrigin)));
+  app.use(securityHeaders(ownOrigin));
 
   app.use(limitBody(config.bodyLimitBytes));
 

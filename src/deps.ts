@@ -26,7 +26,5 @@ export interface Deps {
 export type AppEnv = {
   Variables: {
     deps: Deps;
-    /** On POST /subscribe: the request's Origin, when it is one of ALLOWED_ORIGINS (CORS). */
-    corsOrigin?: string;
   };
 };

@@ -271,7 +271,7 @@ describe('secure headers on every answer', () => {
       expect(res.headers.get('x-content-type-options'), what).toBe('nosniff');
       expect(res.headers.get('x-frame-options'), what).toBe('DENY');
       expect(res.headers.get('referrer-policy'), what).toBe('no-referrer');
-      // The rest of the set, the same on answers made whole by POST /subscribe and on all the others.
+      // The rest of the set, the same on every answer.
       expect(res.headers.get('cross-origin-opener-policy'), what).toBe('same-origin');
       expect(res.headers.get('origin-agent-cluster'), what).toBe('?1');
       expect(res.headers.get('strict-transport-security'), what).toBe('max-age=15552000; includeSubDomains');

@@ -126,7 +126,7 @@ describe('subscribing from a site form or a script', () => {
     expect(res.status).toBe(202);
     expect(res.headers.get('access-control-allow-origin')).toBe(SITE);
     expect(res.headers.get('vary')).toBe('Origin');
-    // Refusals too, whether the route answers (an invalid address) or an error is thrown (a bad redirect).
+    // Refusals too: an invalid address and a redirect to another origin.
     const invalid = await postJson(s, '/subscribe', { email: 'nope' }, { origin: SITE });
     const redirect = await postJson(
       s,

@@ -44,11 +44,7 @@ export class AppError extends Error {
     /** For 429 and 503: seconds the client should wait (Retry-After). */
     readonly retryAfter?: number,
   ) {
-    // Its stack is never shown or logged: not capturing one makes a refused request cheaper.
-    const limit = Error.stackTraceLimit;
-    Error.stackTraceLimit = 0;
     super(message);
-    Error.stackTraceLimit = limit;
   }
   get status(): ContentfulStatusCode {
     return errorStatus[this.code];
@@ -135,18 +131,13 @@ export function toAppError(error: unknown): AppError {
   return new AppError('internal', 'Something went wrong on our side. Please try again later.');
 }
 
-/** Sends an error to the client in the form it accepts. */
-/** The JSON body of an error answer: `{"error":{"code":…,"message":…}}`. */
-export function errorJson(error: Pick<AppError, 'code' | 'message'>): string {
-  return JSON.stringify({ error: { code: error.code, message: error.message } });
-}
-
+/** Sends an error to the client in the form it accepts: JSON `{"error":{"code":…,"message":…}}` or a page. */
 export async function respondError(c: Context<AppEnv>, error: AppError): Promise<Response> {
   if (error.code === 'rate_limited' || error.code === 'database_unavailable') {
     c.header('Retry-After', String(error.retryAfter ?? 60));
   }
   if (wantsJson(c)) {
-    return c.body(errorJson(error), error.status, { 'Content-Type': 'application/json' });
+    return c.json({ error: { code: error.code, message: error.message } }, error.status);
   }
   const deps = c.get('deps');
   // A dead link, or an address the form refused: the page offers the form again.
