@@ -13,8 +13,8 @@ export interface Deps {
   log: Logger;
   /** Tells a dispatcher in this process that new work was queued (confirmations, a send-out). */
   kick?: () => void;
-  /** The API reference page's script (Scalar's standalone bundle), served at /docs/scalar.js; absent: none. */
-  docsScript?: () => Promise<Uint8Array | undefined>;
+  /** The API reference page's files (Swagger UI's bundle and stylesheet), served under /docs/; absent: none. */
+  docsAssets?: (name: DocsAsset) => Promise<Uint8Array | undefined>;
   /** Outgoing HTTP (SNS signing certificates, subscription confirmations); the global fetch when absent. */
   fetch?: typeof fetch;
   /** The .eml outbox read back (emails go to files, no SMTP_URL): the dashboard lists it. Node only. */
@@ -22,6 +22,9 @@ export interface Deps {
   /** The address of the peer that sent the request (the runtime knows it: a socket, a platform header). */
   peerAddress?: (c: Context) => string | undefined;
 }
+
+/** The files of the API reference page at /docs. */
+export type DocsAsset = 'swagger-ui-bundle.js' | 'swagger-ui.css';
 
 export type AppEnv = {
   Variables: {

@@ -485,9 +485,12 @@ describe('the OpenAPI document', () => {
     const html = await res.text();
     expect(html).not.toMatch(/https?:\/\//);
     expect(res.headers.get('content-security-policy')).toMatch(/script-src 'self'(;|$)/);
-    const script = await s.app.request('/docs/scalar.js');
+    const script = await s.app.request('/docs/swagger-ui-bundle.js');
     expect(script.status).toBe(200);
     expect(script.headers.get('content-type')).toMatch(/javascript/);
+    const style = await s.app.request('/docs/swagger-ui.css');
+    expect(style.status).toBe(200);
+    expect(style.headers.get('content-type')).toMatch(/^text\/css/);
     // Other pages still run no scripts.
     expect((await s.app.request('/form')).headers.get('content-security-policy')).not.toMatch(/script-src/);
   });

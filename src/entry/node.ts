@@ -132,11 +132,11 @@ async function main(argv: string[]): Promise<void> {
 
   let server: { close(callback: () => void): unknown } | undefined;
   if (!workerOnly) {
-    const [{ serve }, { getConnInfo }, { createApp }, { docsScriptFromPackage }] = await Promise.all([
+    const [{ serve }, { getConnInfo }, { createApp }, { docsAssetsFromPackage }] = await Promise.all([
       import('@hono/node-server'),
       import('@hono/node-server/conninfo'),
       import('../app.js'),
-      import('./docs-script.js'),
+      import('./docs-assets.js'),
     ]);
     const deps: Deps = {
       config,
@@ -144,7 +144,7 @@ async function main(argv: string[]): Promise<void> {
       renderer,
       log,
       kick,
-      docsScript: docsScriptFromPackage(),
+      docsAssets: docsAssetsFromPackage(),
       outbox: sendsToOutbox(config)
         ? (await import('../mail/outbox.js')).createOutboxView(outboxFolder(config))
         : undefined,

@@ -15,7 +15,7 @@ import { AppError } from './errors.js';
 export const DOCS_CSP = [
   "default-src 'none'",
   "script-src 'self'",
-  // The reference UI injects its styles at run time.
+  // Swagger UI sets styles on its elements at run time.
   "style-src 'self' 'unsafe-inline'",
   "img-src 'self' data:",
   "font-src 'self' data:",
@@ -144,11 +144,12 @@ export function openApiRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>oneletter API reference</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css">
 </head>
 <body>
 <noscript>The reference needs JavaScript. The document itself is at <a href="/openapi.json">/openapi.json</a>.</noscript>
 <div id="app"></div>
-<script src="/docs/scalar.js"></script>
+<script src="/docs/swagger-ui-bundle.js"></script>
 <script src="/docs/init.js"></script>
 </body>
 </html>`);
@@ -156,21 +157,22 @@ export function openApiRoutes(app: OpenAPIHono<AppEnv>, deps: Deps): void {
 
   app.get('/docs/init.js', (c) => {
     c.header('Cache-Control', 'no-cache');
-    // No fonts from a CDN, no telemetry: the page loads nothing but what this service serves.
+    // No validator badge (it would ask swagger.io): the page loads nothing but what this service serves.
     return c.body(
-      `Scalar.createApiReference('#app', { url: '/openapi.json', withDefaultFonts: false, telemetry: false, hideClientButton: true });\n`,
+      `SwaggerUIBundle({ url: '/openapi.json', dom_id: '#app', validatorUrl: null, deepLinking: true, tryItOutEnabled: false });\n`,
       200,
       { 'Content-Type': 'text/javascript; charset=utf-8' },
     );
   });
 
-  app.get('/docs/scalar.js', async (c) => {
-    const script = await deps.docsScript?.();
-    if (!script)
-      throw new AppError('not_found', 'The API reference script is not installed; /openapi.json is.');
-    c.header('Cache-Control', 'public, max-age=86400');
-    return c.body(script as Uint8Array<ArrayBuffer>, 200, {
-      'Content-Type': 'text/javascript; charset=utf-8',
+  const assets = { 'swagger-ui-bundle.js': 'text/javascript', 'swagger-ui.css': 'text/css' } as const;
+  for (const [name, type] of Object.entries(assets) as [keyof typeof assets, string][]) {
+    app.get(`/docs/${name}`, async (c) => {
+      const file = await deps.docsAssets?.(name);
+      if (!file)
+        throw new AppError('not_found', 'The API reference page is not installed; /openapi.json is.');
+      c.header('Cache-Control', 'public, max-age=86400');
+      return c.body(file as Uint8Array<ArrayBuffer>, 200, { 'Content-Type': `${type}; charset=utf-8` });
     });
-  });
+  }
 }

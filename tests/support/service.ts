@@ -5,7 +5,7 @@ import { parseConfig } from '../../src/config.js';
 import type { Deps } from '../../src/deps.js';
 import type { Dispatcher } from '../../src/dispatch/dispatcher.js';
 import { createDispatcher } from '../../src/dispatch/dispatcher.js';
-import { docsScriptFromPackage } from '../../src/entry/docs-script.js';
+import { docsAssetsFromPackage } from '../../src/entry/docs-assets.js';
 import { silentLogger } from '../../src/log.js';
 import { createDkimSigner } from '../../src/mail/dkim.js';
 import type { Mailer } from '../../src/mail/mailer.js';
@@ -70,7 +70,7 @@ export async function createTestService(
     database,
     renderer,
     log: silentLogger,
-    docsScript: docsScriptFromPackage(),
+    docsAssets: docsAssetsFromPackage(),
     ...deps,
   });
   return {
