@@ -8,6 +8,7 @@ import type { SnsMessage } from './sns.js';
 import { createSnsVerifier, isAwsSnsUrl, parseSnsMessage } from './sns.js';
 import type { BounceReport, ReportsOutcome } from './suppress.js';
 import { applyReports } from './suppress.js';
+import { webhookOutcome } from './webhooks.js';
 
 /** Where SNS posts Amazon SES notifications (subscribe PUBLIC_URL + this path to the topic). */
 export const SES_WEBHOOK_PATH = '/webhooks/ses';
@@ -79,20 +80,7 @@ const sesWebhookRoute = createRoute({
     },
   },
   responses: {
-    200: json(
-      z
-        .object({
-          status: z.enum(['processed', 'ignored', 'confirmed', 'noted', 'duplicate']).openapi({
-            description:
-              '`duplicate`: this event was acted on before (providers retry); nothing was done again.',
-          }),
-          type: z.string().optional().openapi({ description: 'The SES notification type, e.g. Bounce.' }),
-          changed: z.number().int().optional().openapi({ description: 'Subscribers whose status changed.' }),
-          reason: z.string().optional(),
-        })
-        .openapi('WebhookOutcome'),
-      'Accepted: processed, or nothing to do.',
-    ),
+    200: json(webhookOutcome, 'Accepted: processed, or nothing to do.'),
     400: apiError('Not an SNS message.'),
     401: apiError('Not signed by Amazon SNS, not a configured topic, or too old.'),
     404: apiError('SES_SNS_TOPIC_ARN is not set.'),

@@ -43,6 +43,11 @@ export interface BounceReport {
    * latest essay sent to the address, which is what a provider's report is about in all but rare cases.
    */
   essayId?: number;
+  /**
+   * The provider's id for this report alone (SendGrid's sg_event_id: a batch holds many events, and a retried
+   * batch may overlap an earlier one). A report whose id was recorded before is skipped.
+   */
+  eventId?: string;
 }
 
 export interface ApplyReportsInput {
@@ -86,41 +91,21 @@ export async function receiptExists(db: Db, source: ReportSource, eventId: strin
  * is acted on.
  */
 export async function applyReports(db: Db, input: ApplyReportsInput): Promise<ReportsOutcome> {
-  const byKind = (kind: ReportKind) =>
-    input.reports
-      .filter((r) => r.kind === kind)
-      .map((r) => ({
-        email: r.email.trim().toLowerCase(),
-        reason: r.reason?.slice(0, REASON_MAX) ?? null,
-        essay_id: r.essayId ?? null,
-      }));
   const outcome = await db.transaction(async (t) => {
     const tx = t as unknown as Db;
     if (input.eventIds.length > 0) {
       const ids = [...new Set(input.eventIds)];
-      const recorded = await rows(
-        tx,
-        sql`insert into bounce_receipts (source, event_id)
-            select ${input.source}, value from json_array_elements_text(${jsonParam(ids)}::json)
-            on conflict do nothing
-            returning 1`,
-      );
-      if (recorded.length < ids.length) return { duplicate: true, changed: [], matched: 0 };
+      if ((await recordReceipts(tx, input.source, ids)).size < ids.length) {
+        return { duplicate: true, changed: [], matched: 0 };
+      }
     }
-    const changed: { id: number; email: string }[] = [];
-    let matched = 0;
-    // Soft bounces before deliveries: a batch often holds a letter's deferral and then its delivery.
-    const soft = await softBounces(tx, input.source, byKind('soft_bounce'), input.softBounceLimit);
-    matched += await delivered(tx, byKind('delivered'));
-    const hard = await bounces(tx, input.source, byKind('bounce'));
-    const complaints = await complainers(tx, input.source, byKind('complaint'));
-    for (const r of [soft, hard, complaints]) {
-      changed.push(...r.changed);
-      matched += r.matched;
-    }
-    return { duplicate: false, changed, matched };
+    const reportIds = input.reports.flatMap((r) => (r.eventId === undefined ? [] : [r.eventId]));
+    const fresh = await recordReceipts(tx, input.source, [...new Set(reportIds)]);
+    const reports = input.reports.filter((r) => r.eventId === undefined || fresh.delete(r.eventId));
+    if (reports.length === 0 && input.reports.length > 0) return { duplicate: true, changed: [], matched: 0 };
+    return applyInTransaction(tx, input.source, reports, input.softBounceLimit);
   });
-  if (input.eventIds.length > 0) {
+  if (input.eventIds.length > 0 || input.reports.some((r) => r.eventId !== undefined)) {
     await db.execute(
       sql`delete from bounce_receipts where received_at < now() - ${`${RECEIPT_DAYS} days`}::interval`,
     );
@@ -132,6 +117,47 @@ export async function applyReports(db: Db, input: ApplyReportsInput): Promise<Re
     changed: [...new Set(outcome.changed.map((c) => c.email))],
     matched: outcome.matched,
   };
+}
+
+/** Records these event ids; returns those that were new (the others were recorded before). */
+async function recordReceipts(db: Db, source: ReportSource, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const recorded = await rows<{ event_id: string }>(
+    db,
+    sql`insert into bounce_receipts (source, event_id)
+        select ${source}, value from json_array_elements_text(${jsonParam(ids)}::json)
+        on conflict do nothing
+        returning event_id`,
+  );
+  return new Set(recorded.map((r) => r.event_id));
+}
+
+async function applyInTransaction(
+  tx: Db,
+  source: ReportSource,
+  reports: BounceReport[],
+  softBounceLimit: number,
+): Promise<{ duplicate: boolean; changed: { id: number; email: string }[]; matched: number }> {
+  const byKind = (kind: ReportKind) =>
+    reports
+      .filter((r) => r.kind === kind)
+      .map((r) => ({
+        email: r.email.trim().toLowerCase(),
+        reason: r.reason?.slice(0, REASON_MAX) ?? null,
+        essay_id: r.essayId ?? null,
+      }));
+  const changed: { id: number; email: string }[] = [];
+  let matched = 0;
+  // Soft bounces before deliveries: a batch often holds a letter's deferral and then its delivery.
+  const soft = await softBounces(tx, source, byKind('soft_bounce'), softBounceLimit);
+  matched += await delivered(tx, byKind('delivered'));
+  const hard = await bounces(tx, source, byKind('bounce'));
+  const complaints = await complainers(tx, source, byKind('complaint'));
+  for (const r of [soft, hard, complaints]) {
+    changed.push(...r.changed);
+    matched += r.matched;
+  }
+  return { duplicate: false, changed, matched };
 }
 
 type Row = { email: string; reason: string | null; essay_id: number | null };

@@ -220,6 +220,18 @@ export const statsQuery = z.object({
     .openapi({ param: { name: 'sendouts', in: 'query' }, description: 'How many recent send-outs to show.' }),
 });
 
+/** Provider reports about a send-out's letters, or from one source. */
+const reportCounts = z
+  .object({
+    bounced: z
+      .number()
+      .int()
+      .openapi({ description: 'Hard bounces (and addresses suppressed by soft bounces).' }),
+    softBounced: z.number().int(),
+    complained: z.number().int(),
+  })
+  .openapi('ReportCounts');
+
 export const statsView = z
   .object({
     subscribers: z.object({
@@ -257,8 +269,19 @@ export const statsView = z
         title: z.string(),
         publishedAt: z.string().openapi({ format: 'date-time' }),
         sendout: sendoutView,
+        reports: reportCounts.openapi({
+          description:
+            'Bounces and complaints reported about this send-out’s letters (by providers, the bounce mailbox, ' +
+            'or the mail server’s answer): the share of `sent` that bounced or complained.',
+        }),
       }),
     ),
+    sources: z.array(reportCounts.extend({ source: z.string().openapi({ example: 'resend' }) })).openapi({
+      description:
+        'Bounces and complaints over the same days as `growth`, by who reported them (`smtp`, `ses`, ' +
+        '`resend`, `postmark`, `mailgun`, `sendgrid`, `webhook`, `mailbox`; `unknown` for reports from ' +
+        'before sources were recorded).',
+    }),
   })
   .openapi('Stats');
 
