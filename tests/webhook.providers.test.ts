@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StatsView, SubscriberDetail } from '../src/list/schemas.js';
+import { signIn } from './support/admin.js';
 import { addresses, lettersPerAddress, seedSubscribers } from './support/sendout.js';
 import type { TestService } from './support/service.js';
 import { createTestService, PUBLISHER_TOKEN } from './support/service.js';
@@ -346,5 +347,21 @@ describe('the publisher sees bounces and complaints per send-out and per source'
     expect(bySource.mailgun?.bounced).toBeGreaterThanOrEqual(1);
     expect(bySource.sendgrid?.complained).toBeGreaterThanOrEqual(1);
     expect(bySource.webhook?.softBounced).toBeGreaterThanOrEqual(1);
+  });
+
+  it('the dashboard shows them per send-out and by source, and the subscriber page says who reported what', async () => {
+    const [email] = addresses('dashboard-reports', 1) as [string];
+    await seedSubscribers(s.database.db, 'confirmed', [email]);
+    await publishAndDrain('dashboard-reports');
+    await post(...(complaint.postmark as (e: string) => [string, RequestInit])(email));
+
+    const admin = await signIn(s);
+    const overview = await (await admin.get('/admin')).text();
+    expect(overview).toMatch(
+      /Reported since: 0 bounced, 0 soft bounces, 1 complaints \(\d+\.\d\d % of the letters sent/,
+    );
+    expect(overview).toMatch(/<th scope="row">postmark<\/th><td>\d+<\/td><td>\d+<\/td><td>[1-9]/);
+    const page = await (await admin.get(`/admin/subscribers/${encodeURIComponent(email)}`)).text();
+    expect(page).toContain('(postmark, dashboard-reports: SpamComplaint: Test spam complaint details)');
   });
 });
