@@ -3,6 +3,7 @@ import type { Hono, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { adminHeaders, adminRoutes } from './admin/routes.js';
 import { SES_WEBHOOK_PATH, sesWebhookRoutes } from './bounces/ses.js';
+import { PROVIDER_WEBHOOK_PATHS, providerWebhookRoutes } from './bounces/webhooks.js';
 import type { AppEnv, Deps } from './deps.js';
 import { essayRoutes } from './essays/routes.js';
 import { feedRoutes } from './feed/routes.js';
@@ -143,6 +144,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.route('/', feedRoutes(deps));
   app.route('/', subscriberRoutes(deps));
   app.route('/', sesWebhookRoutes(deps));
+  app.route('/', providerWebhookRoutes(deps));
   app.route('/', adminRoutes(deps));
   openApiRoutes(app, deps);
 
@@ -164,7 +166,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
  * bodyLimit counts the bytes as they come.
  */
 function limitBody(maxSize: number): MiddlewareHandler<AppEnv> {
-  // The subscriber import is streamed and has its own, larger limit (IMPORT_LIMIT_BYTES); SNS messages have theirs.
+  // The subscriber import is streamed and has its own, larger limit (IMPORT_LIMIT_BYTES); webhooks have theirs.
   const tooLarge = () => {
     throw new AppError(
       'payload_too_large',
@@ -176,6 +178,7 @@ function limitBody(maxSize: number): MiddlewareHandler<AppEnv> {
     const method = c.req.method;
     if (method === 'GET' || method === 'HEAD') return next();
     if (c.req.path === IMPORT_PATH || c.req.path === SES_WEBHOOK_PATH) return next();
+    if (PROVIDER_WEBHOOK_PATHS.includes(c.req.path)) return next();
     const length = c.req.header('content-length');
     if (length !== undefined && c.req.header('transfer-encoding') === undefined) {
       return Number.parseInt(length || '0', 10) > maxSize ? tooLarge() : next();

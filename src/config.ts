@@ -208,6 +208,66 @@ const settings = z.object({
       ),
     ),
   ),
+  /** Resend's webhook signing secret: POST /webhooks/resend is off (404) without it. */
+  resendWebhookSecret: fromEnv(
+    'RESEND_WEBHOOK_SECRET',
+    z
+      .string()
+      .trim()
+      .regex(/^whsec_[A-Za-z0-9+/]{16,}={0,2}$/, {
+        error: 'expected the signing secret Resend shows for the webhook (whsec_…)',
+      })
+      .optional(),
+  ),
+  /** HTTP Basic credentials Postmark puts in the webhook URL: both, or POST /webhooks/postmark is off. */
+  postmarkWebhookUser: fromEnv(
+    'POSTMARK_WEBHOOK_USER',
+    z
+      .string()
+      .regex(/^[A-Za-z0-9._~-]{1,100}$/, { error: 'expected a user name of letters, digits and . _ ~ -' })
+      .optional(),
+  ),
+  postmarkWebhookPassword: fromEnv(
+    'POSTMARK_WEBHOOK_PASSWORD',
+    z
+      .string()
+      .regex(/^[A-Za-z0-9._~-]{16,200}$/, {
+        error: 'expected at least 16 letters, digits or . _ ~ - (e.g. the output of `openssl rand -hex 16`)',
+      })
+      .optional(),
+  ),
+  /** Mailgun's HTTP webhook signing key: POST /webhooks/mailgun is off without it. */
+  mailgunWebhookSigningKey: fromEnv(
+    'MAILGUN_WEBHOOK_SIGNING_KEY',
+    z
+      .string()
+      .trim()
+      .regex(/^[A-Za-z0-9-]{16,200}$/, {
+        error: 'expected the HTTP webhook signing key from Mailgun’s Webhooks page',
+      })
+      .optional(),
+  ),
+  /** SendGrid's Signed Event Webhook verification key (base64): POST /webhooks/sendgrid is off without it. */
+  sendgridWebhookPublicKey: fromEnv(
+    'SENDGRID_WEBHOOK_PUBLIC_KEY',
+    z
+      .string()
+      .transform((v) => v.replace(/-----(BEGIN|END) PUBLIC KEY-----|\\n|\s/g, ''))
+      .pipe(
+        z.string().regex(/^MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE[A-Za-z0-9+/]{86}==$/, {
+          error:
+            'expected the verification key SendGrid shows for the signed Event Webhook (base64, MFkwEwYH…)',
+        }),
+      )
+      .optional(),
+  ),
+  /** The HMAC secret of POST /webhooks/bounces (any other provider, or your own relay); off without it. */
+  bounceWebhookSecret: fromEnv(
+    'BOUNCE_WEBHOOK_SECRET',
+    z.string().min(32, { error: 'expected at least 32 characters (e.g. `openssl rand -hex 32`)' }).optional(),
+  ),
+  /** Soft bounces on different letters, with no delivery reported in between, that suppress an address. */
+  softBounceLimit: fromEnv('SOFT_BOUNCE_LIMIT', int(1, 100).default(3)),
   /** The key the dashboard's session cookies are signed with; unset: the publisher token. */
   adminSessionSecret: fromEnv(
     'ADMIN_SESSION_SECRET',
@@ -224,55 +284,69 @@ const settings = z.object({
 });
 
 /** The settings that depend on others, the ones that must go together, and what start-up warns about. */
-const schema = settings.transform(({ dkimDomain, dkimSelector, dkimPrivateKey, ...s }, ctx) => {
-  if (s.production && !s.publisherToken) {
-    ctx.issues.push({
-      code: 'custom',
-      input: undefined,
-      message:
-        'PUBLISHER_TOKEN is required when NODE_ENV=production (at least 16 characters, e.g. the output of `openssl rand -hex 32`).',
-    });
-  }
-  const dkimSet = [dkimDomain, dkimSelector, dkimPrivateKey].filter(Boolean).length;
-  if (dkimSet > 0 && dkimSet < 3) {
-    ctx.issues.push({
-      code: 'custom',
-      input: undefined,
-      message:
-        'DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY (or DKIM_PRIVATE_KEY_FILE) go together: set all three, or none.',
-    });
-  }
-  const publicUrl = s.publicUrl ?? `http://localhost:${s.port}`;
-  const publisherToken = s.publisherToken ?? randomBytes(24).toString('base64url');
-  const warnings: string[] = [];
-  if (!publicUrl.startsWith('https://')) {
-    warnings.push(
-      `PUBLIC_URL is ${publicUrl}: mail clients offer one-click unsubscribe only for https:// links; set PUBLIC_URL=https://… in production.`,
-    );
-  }
-  if (!s.mailFrom) {
-    warnings.push(
-      `MAIL_FROM is not set: emails go out from the placeholder ${PLACEHOLDER_FROM}; set MAIL_FROM="Essays <essays@your-domain>".`,
-    );
-  }
-  return {
-    ...s,
-    publicUrl,
-    siteUrl: s.siteUrl ?? publicUrl,
-    mailFrom: s.mailFrom ?? PLACEHOLDER_FROM,
-    /** DKIM signing for SMTP and the outbox, when all three DKIM_ variables are set. */
-    dkim:
-      dkimDomain && dkimSelector && dkimPrivateKey
-        ? { domain: dkimDomain, selector: dkimSelector, privateKey: dkimPrivateKey }
-        : undefined,
-    publisherToken,
-    /** True when PUBLISHER_TOKEN was not set and a random one was made for this run. */
-    publisherTokenGenerated: !s.publisherToken,
-    adminSessionSecret: s.adminSessionSecret ?? publisherToken,
-    /** Things an operator should hear about at start, none fatal. */
-    warnings,
-  };
-});
+const schema = settings.transform(
+  ({ dkimDomain, dkimSelector, dkimPrivateKey, postmarkWebhookUser, postmarkWebhookPassword, ...s }, ctx) => {
+    if (s.production && !s.publisherToken) {
+      ctx.issues.push({
+        code: 'custom',
+        input: undefined,
+        message:
+          'PUBLISHER_TOKEN is required when NODE_ENV=production (at least 16 characters, e.g. the output of `openssl rand -hex 32`).',
+      });
+    }
+    const dkimSet = [dkimDomain, dkimSelector, dkimPrivateKey].filter(Boolean).length;
+    if (dkimSet > 0 && dkimSet < 3) {
+      ctx.issues.push({
+        code: 'custom',
+        input: undefined,
+        message:
+          'DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY (or DKIM_PRIVATE_KEY_FILE) go together: set all three, or none.',
+      });
+    }
+    if (Boolean(postmarkWebhookUser) !== Boolean(postmarkWebhookPassword)) {
+      ctx.issues.push({
+        code: 'custom',
+        input: undefined,
+        message: 'POSTMARK_WEBHOOK_USER and POSTMARK_WEBHOOK_PASSWORD go together: set both, or neither.',
+      });
+    }
+    const publicUrl = s.publicUrl ?? `http://localhost:${s.port}`;
+    const publisherToken = s.publisherToken ?? randomBytes(24).toString('base64url');
+    const warnings: string[] = [];
+    if (!publicUrl.startsWith('https://')) {
+      warnings.push(
+        `PUBLIC_URL is ${publicUrl}: mail clients offer one-click unsubscribe only for https:// links; set PUBLIC_URL=https://… in production.`,
+      );
+    }
+    if (!s.mailFrom) {
+      warnings.push(
+        `MAIL_FROM is not set: emails go out from the placeholder ${PLACEHOLDER_FROM}; set MAIL_FROM="Essays <essays@your-domain>".`,
+      );
+    }
+    return {
+      ...s,
+      publicUrl,
+      siteUrl: s.siteUrl ?? publicUrl,
+      mailFrom: s.mailFrom ?? PLACEHOLDER_FROM,
+      /** DKIM signing for SMTP and the outbox, when all three DKIM_ variables are set. */
+      dkim:
+        dkimDomain && dkimSelector && dkimPrivateKey
+          ? { domain: dkimDomain, selector: dkimSelector, privateKey: dkimPrivateKey }
+          : undefined,
+      /** POST /webhooks/postmark's Basic credentials, when both are set. */
+      postmarkWebhook:
+        postmarkWebhookUser && postmarkWebhookPassword
+          ? { user: postmarkWebhookUser, password: postmarkWebhookPassword }
+          : undefined,
+      publisherToken,
+      /** True when PUBLISHER_TOKEN was not set and a random one was made for this run. */
+      publisherTokenGenerated: !s.publisherToken,
+      adminSessionSecret: s.adminSessionSecret ?? publisherToken,
+      /** Things an operator should hear about at start, none fatal. */
+      warnings,
+    };
+  },
+);
 
 export type Env = Record<string, string | undefined>;
 
@@ -284,7 +358,16 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-const SECRETS = new Set(['PUBLISHER_TOKEN', 'RESEND_API_KEY', 'DKIM_PRIVATE_KEY', 'ADMIN_SESSION_SECRET']);
+const SECRETS = new Set([
+  'PUBLISHER_TOKEN',
+  'RESEND_API_KEY',
+  'DKIM_PRIVATE_KEY',
+  'ADMIN_SESSION_SECRET',
+  'RESEND_WEBHOOK_SECRET',
+  'POSTMARK_WEBHOOK_PASSWORD',
+  'MAILGUN_WEBHOOK_SIGNING_KEY',
+  'BOUNCE_WEBHOOK_SECRET',
+]);
 
 /** A bad value as the error shows it: start-up errors end up in logs, so secrets are not echoed. */
 function shownValue(name: string, value: string): string {

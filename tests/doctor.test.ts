@@ -172,6 +172,30 @@ describe('npm run doctor', () => {
     expect(report.checks.find((c) => c.name === 'SMTP')?.detail).toContain('outbox');
     expect(report.checks.filter((c) => c.verdict === 'fail')).toEqual([]);
   });
+
+  it('lists each configured bounce webhook with its address, and names a setting of the wrong shape', async () => {
+    const hooks = {
+      BOUNCE_WEBHOOK_SECRET: 'b'.repeat(40),
+      RESEND_WEBHOOK_SECRET: `whsec_${Buffer.from('a secret of twenty-four b').toString('base64')}`,
+    };
+    const report = await runDoctor({ ...env, ...hooks }, { resolver: resolverFor(dns) });
+    const byName = new Map(report.checks.map((c) => [c.name, c]));
+    expect(byName.get('webhook webhook')).toMatchObject({ verdict: 'ok' });
+    expect(byName.get('webhook webhook')?.detail).toContain('/webhooks/bounces');
+    expect(byName.get('resend webhook')?.detail).toContain('/webhooks/resend');
+
+    const bad = await runDoctor({ ...env, SENDGRID_WEBHOOK_PUBLIC_KEY: 'not a key' });
+    expect(bad.checks[0]).toMatchObject({ name: 'configuration', verdict: 'fail' });
+    expect(bad.checks[0]?.detail).toContain('SENDGRID_WEBHOOK_PUBLIC_KEY');
+  });
+
+  it('warns when letters go through Resend but its bounce reports are not received', async () => {
+    const report = await runDoctor(
+      { ...env, RESEND_API_KEY: 're_0123456789abcdef' },
+      { resolver: resolverFor(dns) },
+    );
+    expect(report.checks.find((c) => c.name === 'resend webhook')).toMatchObject({ verdict: 'warn' });
+  });
 });
 
 describe('the SMTP check', () => {

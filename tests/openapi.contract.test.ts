@@ -6,6 +6,17 @@ import type { TestService } from './support/service.js';
 import { confirmTokenIn, createTestService, PUBLISHER_TOKEN, unsubscribeTokenIn } from './support/service.js';
 import type { SnsFixture } from './support/sns.js';
 import { notification, sesBounce, sign, snsRequest, startFakeSns, TOPIC_ARN } from './support/sns.js';
+import type { ProviderKeys } from './support/webhooks.js';
+import {
+  fixture,
+  genericRequest,
+  jsonRequest,
+  mailgunBody,
+  makeProviderKeys,
+  postmarkRequest,
+  resendRequest,
+  sendgridRequest,
+} from './support/webhooks.js';
 
 /**
  * The OpenAPI document tells the truth: every answer the service gives to the suite's kinds of calls — good
@@ -20,6 +31,7 @@ let s: TestService;
 let sns: SnsFixture;
 let api: ContractCheck;
 let ipCount = 0;
+let keys: ProviderKeys;
 
 /** A client address of its own (TRUST_PROXY), so that each call's rate limits start from nothing. */
 const freshIp = () => `198.51.100.${++ipCount}`;
@@ -31,6 +43,8 @@ const WANTS_JSON = { accept: 'application/json' };
 
 beforeAll(async () => {
   sns = await startFakeSns();
+  const providers = makeProviderKeys();
+  keys = providers.keys;
   s = await createTestService(
     {
       TRUST_PROXY: 'true',
@@ -40,6 +54,7 @@ beforeAll(async () => {
       SUBSCRIBE_LIMIT_PER_IP: '3',
       WRONG_TOKEN_LIMIT_PER_IP: '3',
       SES_SNS_TOPIC_ARN: TOPIC_ARN,
+      ...providers.env,
     },
     { fetch: sns.fetch },
   );
@@ -332,6 +347,26 @@ describe('the SES webhook', () => {
     );
     await answers(call('/webhooks/ses', snsRequest(elsewhere)), 401, /json/);
     await answers(call('/webhooks/ses', snsRequest(bounce, 'x'.repeat(1024 * 1024 + 1))), 413, /json/);
+  });
+});
+
+describe('the provider webhooks', () => {
+  it('signed events: 200; unsigned: 401; signed but not an event: 422; not JSON: 400; too large: 413', async () => {
+    const email = 'bounced@example.org';
+    const signed: [string, RequestInit][] = [
+      ['/webhooks/resend', resendRequest(keys, fixture('resend-bounced', email))],
+      ['/webhooks/postmark', postmarkRequest(keys, fixture('postmark-bounce', email))],
+      ['/webhooks/mailgun', jsonRequest(mailgunBody(keys, fixture('mailgun-failed-permanent', email)))],
+      ['/webhooks/sendgrid', sendgridRequest(keys, fixture('sendgrid-events', email))],
+      ['/webhooks/bounces', genericRequest(keys, { email, type: 'bounce', permanent: true })],
+    ];
+    for (const [path, init] of signed) {
+      await answers(call(path, init, true), 200, /json/);
+      await answers(call(path, jsonRequest(String(init.body))), 401, /json/);
+    }
+    await answers(call('/webhooks/bounces', genericRequest(keys, { email, type: 'opened' })), 422, /json/);
+    await answers(call('/webhooks/resend', resendRequest(keys, '{"type":')), 400, /json/);
+    await answers(call('/webhooks/bounces', genericRequest(keys, 'x'.repeat(1024 * 1024 + 1))), 413, /json/);
   });
 });
 

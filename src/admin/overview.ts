@@ -23,6 +23,11 @@ export function overviewRoutes(app: Hono<AdminEnv>, deps: Deps): void {
       ...s,
       sendout: { ...s.sendout, done: s.sendout.total - s.sendout.pending },
       percent: percentDone(s.sendout),
+      // Gmail and Yahoo ask bulk senders to keep complaints under 0.3 % of the letters delivered.
+      complaint_rate:
+        s.sendout.sent > 0 && s.reports.complained > 0
+          ? ((s.reports.complained / s.sendout.sent) * 100).toFixed(2)
+          : undefined,
     }));
     const growth = figures.growth.map((d) => ({
       day: d.day,
@@ -51,6 +56,7 @@ export function overviewRoutes(app: Hono<AdminEnv>, deps: Deps): void {
       ),
       days: GROWTH_DAYS,
       sendouts,
+      sources: figures.sources,
       sending: sendouts.some((s) => s.sendout.status === 'sending'),
     });
   });

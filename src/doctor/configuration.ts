@@ -1,4 +1,5 @@
 import { createPrivateKey } from 'node:crypto';
+import { enabledWebhooks } from '../bounces/webhooks.js';
 import type { Config, Env } from '../config.js';
 import { ConfigError, PLACEHOLDER_FROM, parseConfig } from '../config.js';
 import { readTokenFile, tokenFilePath } from '../entry/key-file.js';
@@ -48,6 +49,7 @@ export function checkConfiguration(env: Env): { config?: Config; checks: Check[]
     sender(config),
     publisherToken(config, env),
     ...dkim(config),
+    ...bounceSources(config),
   ];
   return { config, checks };
 }
@@ -202,4 +204,33 @@ function keyCheck(pem: string): Check {
       fix: 'give the PEM file openssl wrote, whole (-----BEGIN PRIVATE KEY----- …), in DKIM_PRIVATE_KEY_FILE',
     };
   }
+}
+
+/**
+ * Each configured bounce webhook (its setting's shape was checked by parsing: a bad one fails the
+ * configuration check above, naming the variable), and a warning when the provider letters go through
+ * reports bounces nowhere the service listens.
+ */
+function bounceSources(config: Config): Check[] {
+  const checks: Check[] = enabledWebhooks(config).map((w) => ({
+    name: `${w.source} webhook`,
+    verdict: 'ok' as const,
+    detail: `on: ${config.publicUrl}${w.path} (${w.settings} has the expected shape)`,
+  }));
+  if (config.resendApiKey && !config.resendWebhookSecret) {
+    checks.push({
+      name: 'resend webhook',
+      verdict: 'warn',
+      detail: 'letters go through Resend, but Resend’s bounce and complaint reports are not received',
+      fix: `add a webhook in Resend for ${config.publicUrl}/webhooks/resend (email.bounced, email.complained, email.delivered) and set RESEND_WEBHOOK_SECRET to its signing secret (docs/deliverability.md)`,
+    });
+  }
+  if (config.sesSnsTopicArns.length > 0) {
+    checks.push({
+      name: 'ses webhook',
+      verdict: 'ok',
+      detail: `on: ${config.publicUrl}/webhooks/ses (SES_SNS_TOPIC_ARN has the expected shape)`,
+    });
+  }
+  return checks;
 }

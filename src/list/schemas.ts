@@ -91,11 +91,27 @@ export const subscriberPage = z
 
 export const subscriberEvent = z
   .object({
-    kind: z.enum(['subscribed', 'imported', 'confirmed', 'complained', 'unsubscribed', 'bounced']).openapi({
-      description:
-        '`complained`: their mail provider reported an essay as spam; they were unsubscribed (if not already).',
-    }),
+    kind: z
+      .enum(['subscribed', 'imported', 'confirmed', 'soft_bounced', 'complained', 'unsubscribed', 'bounced'])
+      .openapi({
+        description:
+          '`complained`: their mail provider reported an essay as spam; they were unsubscribed (if not already). ' +
+          '`soft_bounced`: a letter was refused for now; SOFT_BOUNCE_LIMIT of them on different letters suppress.',
+      }),
     at: z.string().openapi({ format: 'date-time' }),
+    source: z
+      .string()
+      .nullable()
+      .openapi({
+        description:
+          'Who reported a bounce or complaint: `smtp`, `ses`, `resend`, `postmark`, `mailgun`, `sendgrid`, ' +
+          '`webhook` or `mailbox`; null for other events.',
+      }),
+    reason: z.string().nullable().openapi({ description: 'The reporter’s words, e.g. the bounce type.' }),
+    essay: z
+      .string()
+      .nullable()
+      .openapi({ description: 'The slug of the essay whose letter the report is about, when known.' }),
   })
   .openapi('SubscriberEvent');
 
@@ -239,6 +255,18 @@ export const statsQuery = z.object({
     .openapi({ param: { name: 'sendouts', in: 'query' }, description: 'How many recent send-outs to show.' }),
 });
 
+/** Provider reports about a send-out's letters, or from one source. */
+const reportCounts = z
+  .object({
+    bounced: z
+      .number()
+      .int()
+      .openapi({ description: 'Hard bounces (and addresses suppressed by soft bounces).' }),
+    softBounced: z.number().int(),
+    complained: z.number().int(),
+  })
+  .openapi('ReportCounts');
+
 export const statsView = z
   .object({
     subscribers: z.object({
@@ -276,8 +304,19 @@ export const statsView = z
         title: z.string(),
         publishedAt: z.string().openapi({ format: 'date-time' }),
         sendout: sendoutView,
+        reports: reportCounts.openapi({
+          description:
+            'Bounces and complaints reported about this send-out’s letters (by providers, the bounce mailbox, ' +
+            'or the mail server’s answer): the share of `sent` that bounced or complained.',
+        }),
       }),
     ),
+    sources: z.array(reportCounts.extend({ source: z.string().openapi({ example: 'resend' }) })).openapi({
+      description:
+        'Bounces and complaints over the same days as `growth`, by who reported them (`smtp`, `ses`, ' +
+        '`resend`, `postmark`, `mailgun`, `sendgrid`, `webhook`, `mailbox`; `unknown` for reports from ' +
+        'before sources were recorded).',
+    }),
   })
   .openapi('Stats');
 

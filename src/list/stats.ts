@@ -65,6 +65,13 @@ export async function stats(db: Db, options: { days: number; sendouts: number })
     sql`select id, slug, title, published_at as "publishedAt" from essays
         order by published_at desc, id desc limit ${options.sendouts}`,
   );
+  const perEssay = await reportsBy(
+    db,
+    sql`select essay_id::text as key, kind::text as kind, count(*)::int as n from subscriber_events
+        where essay_id in (select value::int from json_array_elements_text(${JSON.stringify(essays.map((e) => e.id))}::json))
+          and kind in ('bounced', 'soft_bounced', 'complained')
+        group by 1, 2`,
+  );
   const sendouts: StatsView['sendouts'] = [];
   for (const e of essays) {
     sendouts.push({
@@ -72,7 +79,34 @@ export async function stats(db: Db, options: { days: number; sendouts: number })
       title: e.title,
       publishedAt: new Date(e.publishedAt).toISOString(),
       sendout: await sendoutProgress(db, Number(e.id)),
+      reports: perEssay.get(String(e.id)) ?? noReports(),
     });
   }
-  return { subscribers, complained: Number(complainers?.n ?? 0), growth, sendouts };
+  const perSource = await reportsBy(
+    db,
+    sql`select coalesce(source, 'unknown') as key, kind::text as kind, count(*)::int as n from subscriber_events
+        where kind in ('bounced', 'soft_bounced', 'complained') and at >= ${since.toISOString()}::timestamptz
+        group by 1, 2`,
+  );
+  const sources = [...perSource].map(([source, counts]) => ({ source, ...counts }));
+  sources.sort((a, b) => a.source.localeCompare(b.source));
+  return { subscribers, complained: Number(complainers?.n ?? 0), growth, sendouts, sources };
+}
+
+type Reports = StatsView['sendouts'][number]['reports'];
+
+const noReports = (): Reports => ({ bounced: 0, softBounced: 0, complained: 0 });
+
+/** Bounce and complaint events counted by a key (a send-out, a source). */
+async function reportsBy(db: Db, query: ReturnType<typeof sql>): Promise<Map<string, Reports>> {
+  const found = await rows<{ key: string; kind: string; n: number }>(db, query);
+  const by = new Map<string, Reports>();
+  for (const r of found) {
+    const counts = by.get(r.key) ?? noReports();
+    if (r.kind === 'bounced') counts.bounced += Number(r.n);
+    else if (r.kind === 'soft_bounced') counts.softBounced += Number(r.n);
+    else counts.complained += Number(r.n);
+    by.set(r.key, counts);
+  }
+  return by;
 }
