@@ -12,41 +12,30 @@ import { PGlite } from '@electric-sql/pglite';
 import { pg_trgm } from '@electric-sql/pglite/contrib/pg_trgm';
 import { drizzle } from 'drizzle-orm/pglite';
 import { migrate } from 'drizzle-orm/pglite/migrator';
-import postgres from 'postgres';
 import type { TestProject } from 'vitest/node';
 import { MIGRATIONS_FOLDER } from '../../src/db/open.js';
 import { openPostgres } from '../../src/db/postgres.js';
-import { adminUrl, PGLITE_TEMPLATE_ENV, POSTGRES_TEMPLATE_ENV } from './db.js';
+import {
+  createServerDatabase,
+  dropServerDatabase,
+  PGLITE_TEMPLATE_ENV,
+  POSTGRES_TEMPLATE_ENV,
+} from './db.js';
 
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const suffix = `${process.pid}_${randomBytes(4).toString('hex')}`;
   const kind = project.config.env.TEST_DB;
   // The fast and the slow project of one database share the copy when they run together (`vitest run`).
   const made = process.env[kind === 'postgres' ? POSTGRES_TEMPLATE_ENV : PGLITE_TEMPLATE_ENV];
   if (made) return async () => {};
   if (kind === 'postgres') {
-    const name = `oneletter_template_${suffix}`;
-    const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-    try {
-      await admin.unsafe(`create database ${name}`);
-    } finally {
-      await admin.end({ timeout: 5 });
-    }
-    const url = new URL(adminUrl);
-    url.pathname = `/${name}`;
-    const database = await openPostgres(url.href, { poolSize: 1, migrationsFolder: MIGRATIONS_FOLDER });
+    const url = await createServerDatabase();
+    const database = await openPostgres(url, { poolSize: 1, migrationsFolder: MIGRATIONS_FOLDER });
     await database.close();
     // The workers are started after the global setup, with this process's environment.
-    process.env[POSTGRES_TEMPLATE_ENV] = name;
-    return async () => {
-      const admin = postgres(adminUrl, { max: 1, onnotice: () => {} });
-      try {
-        await admin.unsafe(`drop database if exists ${name} with (force)`);
-      } finally {
-        await admin.end({ timeout: 5 });
-      }
-    };
+    process.env[POSTGRES_TEMPLATE_ENV] = new URL(url).pathname.slice(1);
+    return () => dropServerDatabase(url);
   }
+  const suffix = `${process.pid}_${randomBytes(4).toString('hex')}`;
   const file = join(tmpdir(), `oneletter-pglite-template-${suffix}.tar`);
   // The extensions openPglite loads (src/db/pglite.ts): a data folder is loaded with the same ones.
   const client = new PGlite({ extensions: { pg_trgm } });
