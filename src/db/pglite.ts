@@ -16,6 +16,8 @@ export interface PgliteOptions {
   /** A folder to keep the data in; in memory when absent. */
   dir?: string;
   migrationsFolder?: string;
+  /** A data folder saved with dumpDataDir() to start from instead of an empty one (tests: one migrated copy). */
+  loadDataDir?: Blob;
 }
 
 /** Opens the embedded PostgreSQL (PGlite), holding a lock file so a second process can't open it too. */
@@ -24,8 +26,8 @@ export async function openPglite(options: PgliteOptions = {}): Promise<Database>
   let client: PGlite;
   try {
     // pg_trgm: the subscriber list's "address contains" search (migration 0002 creates the extension).
-    const extensions = { pg_trgm };
-    client = options.dir ? new PGlite(join(options.dir, 'pg'), { extensions }) : new PGlite({ extensions });
+    const settings = { extensions: { pg_trgm }, loadDataDir: options.loadDataDir };
+    client = options.dir ? new PGlite(join(options.dir, 'pg'), settings) : new PGlite(settings);
     await client.waitReady;
     const db: Db = drizzle(client, { schema });
     if (options.migrationsFolder)

@@ -50,24 +50,16 @@ function makeCertificate(
     keyType === 'rsa'
       ? ['-newkey', 'rsa:2048']
       : ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'];
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      ...newKey,
-      '-nodes',
-      '-keyout',
-      keyFile,
-      '-out',
-      certFile,
-      '-days',
-      '2',
-      '-subj',
-      `/CN=sns.${REGION}.amazonaws.com`,
-    ],
-    { stdio: 'ignore' },
-  );
+  const args = ['req', '-x509', ...newKey, '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2'];
+  try {
+    execFileSync('openssl', [...args, '-subj', `/CN=sns.${REGION}.amazonaws.com`], { stdio: 'ignore' });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    throw new Error(
+      'The openssl command is not installed; the SES webhook tests make their certificates with it. ' +
+        'Install it with `apt-get install -y openssl` (.ci/run does).',
+    );
+  }
   return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8') };
 }
 

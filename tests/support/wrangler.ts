@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +30,11 @@ export interface WranglerOptions {
 
 /** A real workerd through `wrangler dev` on a free port, in its own process group so all of it ends. */
 export async function startWrangler(options: WranglerOptions): Promise<WranglerDev> {
+  if (!existsSync(WRANGLER)) {
+    throw new Error(
+      `wrangler is not installed at ${WRANGLER}; the Cloudflare Workers tests need it (npm ci installs it).`,
+    );
+  }
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const stateDir = await mkdtemp(join(tmpdir(), 'oneletter-wrangler-'));
