@@ -63,13 +63,31 @@ function makeCertificate(
   return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(certFile, 'utf8') };
 }
 
+/**
+ * The stand-in's certificates, made once per process: the service keeps fetched certificates in one cache per
+ * process (src/bounces/sns.ts), and test files run one after another in a worker process, so every stand-in
+ * must serve the same certificate at the same address, as Amazon does.
+ */
+let made: { main: Pem; other: Pem; ec: Pem } | undefined;
+type Pem = ReturnType<typeof makeCertificate>;
+function certificates(): { main: Pem; other: Pem; ec: Pem } {
+  if (made) return made;
+  const dir = mkdtempSync(join(tmpdir(), 'oneletter-sns-'));
+  try {
+    made = {
+      main: makeCertificate(dir, 'sns'),
+      other: makeCertificate(dir, 'other'),
+      ec: makeCertificate(dir, 'ec', 'ec'),
+    };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return made;
+}
+
 /** Starts the local "Amazon": certificates and the subscription confirmation link. */
 export async function startFakeSns(): Promise<SnsFixture> {
-  const dir = mkdtempSync(join(tmpdir(), 'oneletter-sns-'));
-  const main = makeCertificate(dir, 'sns');
-  const other = makeCertificate(dir, 'other');
-  const ec = makeCertificate(dir, 'ec', 'ec');
-  rmSync(dir, { recursive: true, force: true });
+  const { main, other, ec } = certificates();
 
   const fixture: SnsFixture = {
     privateKeyPem: main.key,
