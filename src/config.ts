@@ -208,6 +208,8 @@ const settings = z.object({
       ),
     ),
   ),
+  /** Soft bounces on different letters, with no delivery reported in between, that suppress an address. */
+  softBounceLimit: fromEnv('SOFT_BOUNCE_LIMIT', int(1, 100).default(3)),
   /** The key the dashboard's session cookies are signed with; unset: the publisher token. */
   adminSessionSecret: fromEnv(
     'ADMIN_SESSION_SECRET',

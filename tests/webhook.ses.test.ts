@@ -126,7 +126,7 @@ describe('a hard bounce stops all mail to the address, as an SMTP 5xx answer doe
     expect(await detail(gone)).toEqual(first);
   });
 
-  it('a transient or undetermined bounce changes nothing', async () => {
+  it('a transient or undetermined bounce is a soft bounce: recorded in the history, the address kept', async () => {
     const [mailboxFull, unclear] = addresses('soft-bounce', 2) as [string, string];
     await seedSubscribers(s.database.db, 'confirmed', [mailboxFull, unclear]);
     const before = [await detail(mailboxFull), await detail(unclear)];
@@ -138,7 +138,12 @@ describe('a hard bounce stops all mail to the address, as an SMTP 5xx answer doe
     expect(undetermined.status).toBe(200);
     expect(await undetermined.json()).toMatchObject({ changed: 0 });
 
-    expect([await detail(mailboxFull), await detail(unclear)]).toEqual(before);
+    const after = [await detail(mailboxFull), await detail(unclear)];
+    for (const [i, seen] of after.entries()) {
+      expect(seen.subscriber).toEqual(before[i]?.subscriber);
+      expect(seen.history.at(-1)).toMatchObject({ kind: 'soft_bounced', source: 'ses' });
+    }
+    expect(after[0]?.history.at(-1)?.reason).toMatch(/^Transient/);
   });
 
   it('addresses the list does not hold are reported and nothing else happens', async () => {
@@ -412,7 +417,7 @@ describe('other messages on the topic', () => {
 
     const delivery = await post(signed(sesDelivery([reader])));
     expect(delivery.status).toBe(200);
-    expect(await delivery.json()).toMatchObject({ status: 'ignored', type: 'Delivery' });
+    expect(await delivery.json()).toMatchObject({ status: 'processed', type: 'Delivery', changed: 0 });
     const setup = await post(signed('Successfully validated SNS topic for Amazon SES event publishing.'));
     expect(setup.status).toBe(200);
     expect(await setup.json()).toMatchObject({ status: 'ignored' });

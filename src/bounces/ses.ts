@@ -6,7 +6,8 @@ import { apiError, json, unavailable } from '../http/openapi.js';
 import { maskEmail } from '../mail/mailer.js';
 import type { SnsMessage } from './sns.js';
 import { createSnsVerifier, isAwsSnsUrl, parseSnsMessage } from './sns.js';
-import { markAddressesBounced, unsubscribeComplainers } from './suppress.js';
+import type { BounceReport, ReportsOutcome } from './suppress.js';
+import { applyReports } from './suppress.js';
 
 /** Where SNS posts Amazon SES notifications (subscribe PUBLIC_URL + this path to the topic). */
 export const SES_WEBHOOK_PATH = '/webhooks/ses';
@@ -34,6 +35,10 @@ const sesNotification = z
       .object({ complainedRecipients: recipients, complaintFeedbackType: z.string().optional() })
       .loose()
       .optional(),
+    delivery: z
+      .object({ recipients: z.array(z.string()).max(1000) })
+      .loose()
+      .optional(),
   })
   .loose();
 
@@ -41,7 +46,7 @@ type SesNotification = z.infer<typeof sesNotification>;
 
 /** What the endpoint answers SNS (and what a test sees): never the addresses themselves. */
 interface Outcome {
-  status: 'confirmed' | 'noted' | 'processed' | 'ignored';
+  status: 'confirmed' | 'noted' | 'processed' | 'ignored' | 'duplicate';
   type?: string;
   changed?: number;
   reason?: string;
@@ -56,9 +61,11 @@ const sesWebhookRoute = createRoute({
     'Only when SES_SNS_TOPIC_ARN is set (404 otherwise). Takes the messages an SNS HTTPS subscription posts ' +
     '(`text/plain` JSON, raw message delivery off), checks Amazon’s signature (SignatureVersion 1 or 2) with ' +
     'the certificate at SigningCertURL on an Amazon SNS host, the topic and the timestamp (at most an hour ' +
-    'old). A permanent bounce marks the address bounced; a complaint unsubscribes it (history: `complained`, ' +
-    'recorded once per report, also when the address had already left); a SubscriptionConfirmation is ' +
-    'confirmed by visiting its SubscribeURL. Other notifications are ignored.',
+    'old). A permanent bounce marks the address bounced; a transient or undetermined one is a soft bounce ' +
+    '(SOFT_BOUNCE_LIMIT of them on different letters suppress); a complaint unsubscribes it (history: ' +
+    '`complained`, also when the address had already left); a delivery forgets the soft bounces counted. ' +
+    'Each message is acted on once (by MessageId). A SubscriptionConfirmation is confirmed by visiting its ' +
+    'SubscribeURL. Other notifications are ignored.',
   request: {
     body: {
       required: true,
@@ -75,7 +82,10 @@ const sesWebhookRoute = createRoute({
     200: json(
       z
         .object({
-          status: z.enum(['processed', 'ignored', 'confirmed', 'noted']),
+          status: z.enum(['processed', 'ignored', 'confirmed', 'noted', 'duplicate']).openapi({
+            description:
+              '`duplicate`: this event was acted on before (providers retry); nothing was done again.',
+          }),
           type: z.string().optional().openapi({ description: 'The SES notification type, e.g. Bounce.' }),
           changed: z.number().int().optional().openapi({ description: 'Subscribers whose status changed.' }),
           reason: z.string().optional(),
@@ -209,36 +219,33 @@ const addresses = (list: { emailAddress: string }[]) =>
   list.map((r) => addressOf(r.emailAddress)).filter((a): a is string => a !== undefined);
 
 async function applyNotification(deps: Deps, message: SnsMessage, n: SesNotification): Promise<Outcome> {
-  const { log } = deps;
+  const { log, config } = deps;
   const messageId = message.MessageId;
-  const db = deps.database.db;
   const type = n.eventType ?? n.notificationType ?? 'unknown';
+  const apply = (reports: BounceReport[]) =>
+    applyReports(deps.database.db, {
+      source: 'ses',
+      eventIds: [messageId],
+      reports,
+      softBounceLimit: config.softBounceLimit,
+    });
   if (type === 'Bounce' && n.bounce) {
     const list = addresses(n.bounce.bouncedRecipients);
-    if (n.bounce.bounceType !== 'Permanent') {
-      log.info({
-        msg: 'ses bounce not permanent: address kept',
-        messageId,
-        bounceType: n.bounce.bounceType,
-        bounceSubType: n.bounce.bounceSubType,
-        recipients: list.map(maskEmail),
-      });
-      return {
-        status: 'processed',
-        type,
-        changed: 0,
-        reason: `${n.bounce.bounceType} bounce: nothing changed`,
-      };
-    }
-    const changed = await markAddressesBounced(db, list);
+    const permanent = n.bounce.bounceType === 'Permanent';
+    const reason = [n.bounce.bounceType, n.bounce.bounceSubType].filter(Boolean).join(': ');
+    const result = await apply(
+      list.map((email) => ({ email, kind: permanent ? 'bounce' : 'soft_bounce', reason })),
+    );
     log.info({
-      msg: 'ses hard bounce: addresses suppressed',
+      msg: permanent ? 'ses hard bounce: addresses suppressed' : 'ses soft bounce recorded',
       messageId,
+      bounceType: n.bounce.bounceType,
       bounceSubType: n.bounce.bounceSubType,
       recipients: list.map(maskEmail),
-      changed: changed.map(maskEmail),
+      changed: result.changed.map(maskEmail),
+      duplicate: result.duplicate,
     });
-    return { status: 'processed', type, changed: changed.length };
+    return outcome(type, result);
   }
   if (type === 'Complaint' && n.complaint) {
     const list = addresses(n.complaint.complainedRecipients);
@@ -251,17 +258,29 @@ async function applyNotification(deps: Deps, message: SnsMessage, n: SesNotifica
       });
       return { status: 'processed', type, changed: 0, reason: 'not-spam feedback: nothing changed' };
     }
-    // The signed, verified send time: the same on every delivery of this message (see unsubscribeComplainers).
-    const changed = await unsubscribeComplainers(db, list, new Date(message.Timestamp));
+    const reason = n.complaint.complaintFeedbackType ?? 'complaint';
+    const result = await apply(list.map((email) => ({ email, kind: 'complaint', reason })));
     log.info({
       msg: 'ses complaint: addresses unsubscribed',
       messageId,
       feedbackType: n.complaint.complaintFeedbackType,
       recipients: list.map(maskEmail),
-      changed: changed.map(maskEmail),
+      changed: result.changed.map(maskEmail),
+      duplicate: result.duplicate,
     });
-    return { status: 'processed', type, changed: changed.length };
+    return outcome(type, result);
+  }
+  if (type === 'Delivery' && n.delivery) {
+    const result = await apply(n.delivery.recipients.map((email) => ({ email, kind: 'delivered' })));
+    return outcome(type, result);
   }
   log.info({ msg: 'ses notification ignored', messageId, type });
-  return { status: 'ignored', type, reason: 'only bounces and complaints change anything' };
+  return { status: 'ignored', type, reason: 'only bounces, complaints and deliveries change anything' };
+}
+
+function outcome(type: string, result: ReportsOutcome): Outcome {
+  if (result.duplicate) {
+    return { status: 'duplicate', type, changed: 0, reason: 'this message was acted on before' };
+  }
+  return { status: 'processed', type, changed: result.changed.length };
 }

@@ -36,6 +36,13 @@ export const subscribers = pgTable(
     confirmedAt: ts('confirmed_at'),
     unsubscribedAt: ts('unsubscribed_at'),
     bouncedAt: ts('bounced_at'),
+    /**
+     * Soft bounces on different letters since the last delivery a provider reported (bounces/suppress.ts);
+     * SOFT_BOUNCE_LIMIT of them suppress the address. `softBouncedEssayId`: the letter of the last one counted
+     * (0 when it was not an essay's), so more reports about the same letter count once.
+     */
+    softBounces: integer('soft_bounces').notNull().default(0),
+    softBouncedEssayId: integer('soft_bounced_essay_id'),
   },
   (t) => [
     uniqueIndex('subscribers_email_key').on(sql`lower(${t.email})`),
@@ -162,7 +169,8 @@ export const erasedDeliveries = pgTable(
 
 /**
  * What happened to a subscriber, for their history (bounces are read from subscribers.bounced_at).
- * `complained`: their mail provider reported an essay as spam (Amazon SES complaint); they are unsubscribed.
+ * `complained`: their mail provider reported an essay as spam; they are unsubscribed. `soft_bounced`: a
+ * letter was refused for now (mailbox full, greylisting, a block): SOFT_BOUNCE_LIMIT in a row suppress.
  */
 export const subscriberEventKind = pgEnum('subscriber_event_kind', [
   'subscribed',
@@ -171,6 +179,7 @@ export const subscriberEventKind = pgEnum('subscriber_event_kind', [
   'unsubscribed',
   'bounced',
   'complained',
+  'soft_bounced',
 ]);
 
 export const subscriberEvents = pgTable(
@@ -182,8 +191,39 @@ export const subscriberEvents = pgTable(
       .references(() => subscribers.id, { onDelete: 'cascade' }),
     kind: subscriberEventKind('kind').notNull(),
     at: ts('at').notNull().defaultNow(),
+    /**
+     * Who reported it, for bounces and complaints: `smtp` (the server's answer while sending), `ses`,
+     * `resend`, `postmark`, `mailgun`, `sendgrid`, `webhook` (POST /webhooks/bounces), `mailbox`.
+     */
+    source: text('source'),
+    /** The reporter's words: bounce type, the receiving server's answer, the feedback type. */
+    reason: text('reason'),
+    /** The send-out the report is about, when known (no foreign key, as for deliveries). */
+    essayId: integer('essay_id'),
   },
-  (t) => [index('subscriber_events_subscriber_idx').on(t.subscriberId, t.at)],
+  (t) => [
+    index('subscriber_events_subscriber_idx').on(t.subscriberId, t.at),
+    // Bounces and complaints per send-out (list/stats.ts).
+    index('subscriber_events_essay_idx').on(t.essayId, t.kind).where(sql`essay_id is not null`),
+  ],
+);
+
+/**
+ * The provider events already acted on, by source and the provider's id (svix-id, sg_event_id, a Mailgun
+ * token…): providers retry, and the same event twice must be one effect. Kept a week (longer than any
+ * provider retries), then deleted.
+ */
+export const bounceReceipts = pgTable(
+  'bounce_receipts',
+  {
+    source: text('source').notNull(),
+    eventId: text('event_id').notNull(),
+    receivedAt: ts('received_at').notNull().defaultNow(),
+  },
+  (t) => [
+    primaryKey({ name: 'bounce_receipts_pkey', columns: [t.source, t.eventId] }),
+    index('bounce_receipts_received_idx').on(t.receivedAt),
+  ],
 );
 
 export type Subscriber = typeof subscribers.$inferSelect;

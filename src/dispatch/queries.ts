@@ -177,7 +177,7 @@ export async function markBounced(db: Db, subscriberIds: number[]): Promise<void
         and status in ('pending', 'confirmed')
       returning id
     )
-    insert into subscriber_events (subscriber_id, kind) select id, 'bounced' from changed`);
+    insert into subscriber_events (subscriber_id, kind, source) select id, 'bounced', 'smtp' from changed`);
 }
 
 /** A live dispatcher keeps its claims. */

@@ -91,11 +91,27 @@ export const subscriberPage = z
 
 export const subscriberEvent = z
   .object({
-    kind: z.enum(['subscribed', 'imported', 'confirmed', 'complained', 'unsubscribed', 'bounced']).openapi({
-      description:
-        '`complained`: their mail provider reported an essay as spam; they were unsubscribed (if not already).',
-    }),
+    kind: z
+      .enum(['subscribed', 'imported', 'confirmed', 'soft_bounced', 'complained', 'unsubscribed', 'bounced'])
+      .openapi({
+        description:
+          '`complained`: their mail provider reported an essay as spam; they were unsubscribed (if not already). ' +
+          '`soft_bounced`: a letter was refused for now; SOFT_BOUNCE_LIMIT of them on different letters suppress.',
+      }),
     at: z.string().openapi({ format: 'date-time' }),
+    source: z
+      .string()
+      .nullable()
+      .openapi({
+        description:
+          'Who reported a bounce or complaint: `smtp`, `ses`, `resend`, `postmark`, `mailgun`, `sendgrid`, ' +
+          '`webhook` or `mailbox`; null for other events.',
+      }),
+    reason: z.string().nullable().openapi({ description: 'The reporter’s words, e.g. the bounce type.' }),
+    essay: z
+      .string()
+      .nullable()
+      .openapi({ description: 'The slug of the essay whose letter the report is about, when known.' }),
   })
   .openapi('SubscriberEvent');
 

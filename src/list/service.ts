@@ -138,17 +138,25 @@ export async function findSubscriber(db: Db, ref: string): Promise<SubscriberVie
  */
 export async function subscriberDetail(db: Db, ref: string): Promise<SubscriberDetail> {
   const subscriber = await findSubscriber(db, ref);
-  const history = await rows<{ kind: SubscriberDetail['history'][number]['kind']; at: Date | string }>(
+  type Event = SubscriberDetail['history'][number];
+  const history = await rows<Omit<Event, 'at'> & { at: Date | string }>(
     db,
-    sql`select kind, at from (
-          select kind::text as kind, at from subscriber_events where subscriber_id = ${subscriber.id}
-          union
-          select k.kind, k.at from subscribers s,
+    sql`select h.kind, h.at, h.source, h.reason, e.slug as essay from (
+          select kind::text as kind, at, source, reason, essay_id from subscriber_events
+          where subscriber_id = ${subscriber.id}
+          union all
+          select k.kind, k.at, null, null, null from subscribers s,
             lateral (values ('subscribed', s.created_at), ('confirmed', s.confirmed_at),
                             ('unsubscribed', s.unsubscribed_at), ('bounced', s.bounced_at)) as k(kind, at)
           where s.id = ${subscriber.id} and k.at is not null
+            and not exists (
+              select 1 from subscriber_events x
+              where x.subscriber_id = s.id and x.kind::text = k.kind and x.at = k.at
+            )
         ) h
-        order by at, array_position(array['subscribed','imported','confirmed','complained','unsubscribed','bounced'], kind)`,
+        left join essays e on e.id = h.essay_id
+        order by h.at, array_position(
+          array['subscribed','imported','confirmed','soft_bounced','complained','unsubscribed','bounced'], h.kind)`,
   );
   const essays = await rows<{
     slug: string;
@@ -171,7 +179,7 @@ export async function subscriberDetail(db: Db, ref: string): Promise<SubscriberD
   );
   return {
     subscriber,
-    history: history.map((h) => ({ kind: h.kind, at: new Date(h.at).toISOString() })),
+    history: history.map((h) => ({ ...h, at: new Date(h.at).toISOString() })),
     essays: essays.map((e) => ({
       ...e,
       publishedAt: new Date(e.publishedAt).toISOString(),
