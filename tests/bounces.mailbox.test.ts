@@ -1,8 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MailboxDeps } from '../src/bounces/mailbox.js';
-import { readBounceMailbox } from '../src/bounces/mailbox.js';
+import { readBounceMailbox, startBounceMailbox } from '../src/bounces/mailbox.js';
+import { parseConfig } from '../src/config.js';
 import { runDoctor } from '../src/doctor/doctor.js';
 import type { SubscriberDetail } from '../src/list/schemas.js';
+import type { Logger } from '../src/log.js';
 import { silentLogger } from '../src/log.js';
 import type { TestMailbox } from './support/dovecot.js';
 import { startTestMailbox } from './support/dovecot.js';
@@ -213,6 +215,54 @@ describe('reports in the bounce mailbox about letters the service sent', () => {
     const third = await publish('third');
     expect([...third.keys()].sort()).toEqual(['fine', 'victim'].map(reader));
     expect(lettersPerAddress(s.smtp.received, 'Essay third').get(reader('full'))).toBeUndefined();
+  });
+});
+
+describe('the poller the dispatcher process starts', () => {
+  it('reads the mailbox at start, logs what it did without the password, and stops', async () => {
+    const before = s.smtp.received.filter((m) => m.parsed.subject === 'Essay third');
+    const letter = before.find((m) => m.to === reader('fine'));
+    if (!letter) throw new Error('no third letter to fine');
+    await box.deliver(postfixDsn(letter, { action: 'failed', messageId: 'fine-3@mx.example.org' }));
+    const lines: string[] = [];
+    const log: Logger = {
+      info: (f) => lines.push(JSON.stringify(f)),
+      warn: (f) => lines.push(JSON.stringify(f)),
+      error: (f) => lines.push(JSON.stringify(f)),
+    };
+    const poller = startBounceMailbox({ ...deps(), log, intervalMs: 60_000 });
+    for (let i = 0; i < 100 && !lines.some((l) => l.includes('bounce mailbox read')); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await poller.stop();
+    expect((await detail(reader('fine'))).subscriber.status).toBe('bounced');
+    expect(lines.join('\n')).toContain('"handled":1');
+    expect(lines.join('\n')).not.toContain(box.password);
+    expect(lines.join('\n')).not.toContain(reader('fine'));
+  });
+
+  it('a mailbox that refuses the login logs one warning per failing streak, and changes nothing', async () => {
+    const lines: string[] = [];
+    const log: Logger = { info: () => {}, warn: (f) => lines.push(JSON.stringify(f)), error: () => {} };
+    const wrong = box.url.replace(box.password, 'wrong-password');
+    const poller = startBounceMailbox({ ...deps({ bounceMailboxUrl: wrong }), log, intervalMs: 10 });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await poller.stop();
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('bounce mailbox not read');
+    expect(lines[0]).not.toContain('wrong-password');
+  });
+});
+
+describe('the settings', () => {
+  it('BOUNCE_MAILBOX_URL needs BOUNCE_ADDRESS, and a bad one is named without its password', () => {
+    expect(() => parseConfig({ BOUNCE_MAILBOX_URL: box.url })).toThrow(
+      /BOUNCE_MAILBOX_URL needs BOUNCE_ADDRESS/,
+    );
+    expect(() => parseConfig({ BOUNCE_ADDRESS, BOUNCE_MAILBOX_URL: 'pop3://u:secret@host/' })).toThrow(
+      /BOUNCE_MAILBOX_URL="pop3:\/\/\*\*\*@host\/": expected imaps:/,
+    );
+    expect(() => parseConfig({ BOUNCE_ADDRESS: 'bounces+x@example.com' })).toThrow(/BOUNCE_ADDRESS/);
   });
 });
 

@@ -5,6 +5,7 @@ import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
 import type { Logger } from '../log.js';
 import { describeError } from '../log.js';
+import { maskEmail } from '../mail/mailer.js';
 import type { Verp } from '../mail/verp.js';
 import { createVerp } from '../mail/verp.js';
 import type { MailReport } from './reports.js';
@@ -42,6 +43,7 @@ export interface MailboxPoll {
 
 /** Reports fetched at once: each is a few kilobytes; the folder is read through in batches. */
 const BATCH = 50;
+const MAX_REPORT_BYTES = 2 * 1024 * 1024;
 
 /** Where the mailbox is: host, port, TLS and login from the URL; the folder from its path (INBOX when none). */
 export function mailboxSettings(url: string): { options: ImapFlowOptions; folder: string } {
@@ -103,8 +105,10 @@ export async function readBounceMailbox(deps: MailboxDeps): Promise<MailboxPoll>
     const lock = await client.getMailboxLock(folder);
     try {
       // Only messages that say they are a report are fetched (a SEARCH on the server): a mailbox that is
-      // also someone's inbox costs a poll nothing for its other mail.
-      const uids = (await client.search({ header: { 'content-type': 'report' } }, { uid: true })) || [];
+      // also someone's inbox costs a poll nothing for its other mail. A report holds a letter or its headers:
+      // anything much larger is not one of ours.
+      const query = { header: { 'content-type': 'report' }, smaller: MAX_REPORT_BYTES };
+      const uids = (await client.search(query, { uid: true })) || [];
       for (let at = 0; at < uids.length; at += BATCH) {
         const batch = uids.slice(at, at + BATCH);
         // Fetched whole before anything else is asked of the server: no command may run inside a fetch.
@@ -160,7 +164,9 @@ async function act(deps: MailboxDeps, verp: Verp, source: Buffer): Promise<'hand
     softBounceLimit: deps.config.softBounceLimit,
   });
   if (outcome.changed.length > 0) {
-    deps.log.info({ msg: `bounce mailbox: ${report.kind}`, essay: delivery.essayId, reason: report.reason });
+    // Reasons quote the address (`550 5.1.1 <ann@example.org>: …`): logs show it masked, as everywhere.
+    const reason = report.reason.replace(/[^\s<>,;:"()[\]]+@[^\s<>,;:"()[\]]+/g, (a) => maskEmail(a));
+    deps.log.info({ msg: `bounce mailbox: ${report.kind}`, essay: delivery.essayId, reason });
   }
   return outcome.duplicate ? 'duplicate' : 'handled';
 }
