@@ -42,6 +42,8 @@ describe('the log', () => {
     expect(logFormatFor('json', true)).toBe('json');
     expect(logFormatFor('text', false)).toBe('text');
     expect(parseConfig({}).logFormat).toBe('auto');
-    expect(() => parseConfig({ LOG_FORMAT: 'yaml' })).toThrow(/LOG_FORMAT="yaml": expected auto, text or json/);
+    expect(() => parseConfig({ LOG_FORMAT: 'yaml' })).toThrow(
+      /LOG_FORMAT="yaml": expected auto, text or json/,
+    );
   });
 });
