@@ -23,10 +23,9 @@ export async function readReport(raw: Uint8Array): Promise<MailReport | undefine
   const { default: PostalMime } = await import('postal-mime');
   const email = await PostalMime.parse(raw, { attachmentEncoding: 'utf8' });
   const header = (key: string) => email.headers.filter((h) => h.key === key).map((h) => h.value);
-  const reportType = /report-type\s*=\s*"?([\w-]+)/i
-    .exec(header('content-type')[0] ?? '')?.[1]
-    ?.toLowerCase();
-  if (!/^multipart\/report\b/i.test(header('content-type')[0] ?? '')) return undefined;
+  const contentType = header('content-type')[0] ?? '';
+  if (!/^\s*multipart\/report\b/i.test(contentType)) return undefined;
+  const reportType = /report-type\s*=\s*"?([\w-]+)/i.exec(contentType)?.[1]?.toLowerCase();
   const part = (types: string[]) => {
     const found = email.attachments.find((a) => types.includes(a.mimeType));
     return found && typeof found.content === 'string' ? found.content : undefined;
