@@ -22,6 +22,8 @@ export const SLOW_TESTS = [
   // SpamAssassin's scores; Postfix's smtp-sink under the benchmark.
   'tests/deliverability.spamassassin.test.ts',
   'tests/bench.smoke.test.ts',
+  // Debian's Dovecot, started by the test: the bounce mailbox read over IMAP.
+  'tests/bounces.mailbox.test.ts',
   // Processes killed, connections cut, SMTP faults (at a small scale; `npm run test:chaos` for the large one).
   'tests/chaos.*.test.ts',
 ];

@@ -268,6 +268,34 @@ const settings = z.object({
   ),
   /** Soft bounces on different letters, with no delivery reported in between, that suppress an address. */
   softBounceLimit: fromEnv('SOFT_BOUNCE_LIMIT', int(1, 100).default(3)),
+  /**
+   * The envelope sender of essay letters sent over SMTP, as `<local>+<id>@<domain>` (VERP): bounces come back
+   * to an address that names the letter. Unset: the envelope sender is MAIL_FROM's address.
+   */
+  bounceAddress: fromEnv(
+    'BOUNCE_ADDRESS',
+    z
+      .string()
+      .trim()
+      .regex(/^[^<>\s@+"]+@[^<>\s@]+\.[^<>\s@]+$/, {
+        error: 'expected a plain address without "+", e.g. bounces@example.com',
+      })
+      .optional(),
+  ),
+  /** The mailbox BOUNCE_ADDRESS delivers to, read by the dispatcher process; unset: nobody reads it. */
+  bounceMailboxUrl: fromEnv(
+    'BOUNCE_MAILBOX_URL',
+    z
+      .string()
+      .trim()
+      .regex(/^imaps?:\/\/[^/@\s]+@[^/@\s]+(\/[^\s]*)?$/, {
+        error: 'expected imaps://user:password@imap.example.com/INBOX',
+      })
+      .optional(),
+  ),
+  bounceMailboxPollMs: fromEnv('BOUNCE_MAILBOX_POLL_SECONDS', int(10, 86_400).default(60).transform(seconds)),
+  /** The folder reports are moved to once acted on; unset: they are deleted. */
+  bounceMailboxMoveTo: fromEnv('BOUNCE_MAILBOX_MOVE_TO', z.string().trim().min(1).max(200).optional()),
   /** The key the dashboard's session cookies are signed with; unset: the publisher token. */
   adminSessionSecret: fromEnv(
     'ADMIN_SESSION_SECRET',
@@ -310,12 +338,25 @@ const schema = settings.transform(
         message: 'POSTMARK_WEBHOOK_USER and POSTMARK_WEBHOOK_PASSWORD go together: set both, or neither.',
       });
     }
+    if (s.bounceMailboxUrl && !s.bounceAddress) {
+      ctx.issues.push({
+        code: 'custom',
+        input: undefined,
+        message:
+          'BOUNCE_MAILBOX_URL needs BOUNCE_ADDRESS: only reports about letters sent from BOUNCE_ADDRESS can be matched to their delivery.',
+      });
+    }
     const publicUrl = s.publicUrl ?? `http://localhost:${s.port}`;
     const publisherToken = s.publisherToken ?? randomBytes(24).toString('base64url');
     const warnings: string[] = [];
     if (!publicUrl.startsWith('https://')) {
       warnings.push(
         `PUBLIC_URL is ${publicUrl}: mail clients offer one-click unsubscribe only for https:// links; set PUBLIC_URL=https://… in production.`,
+      );
+    }
+    if (s.bounceAddress && s.resendApiKey) {
+      warnings.push(
+        'BOUNCE_ADDRESS has no effect with RESEND_API_KEY: Resend sets the envelope sender itself (its bounces reach POST /webhooks/resend).',
       );
     }
     if (!s.mailFrom) {

@@ -20,6 +20,8 @@ export type DispatcherConfig = Pick<
   | 'siteName'
   | 'siteUrl'
   | 'confirmTokenTtlMs'
+  | 'bounceAddress'
+  | 'publisherToken'
   | 'confirmResendMs'
   | 'sendRate'
   | 'sendConcurrency'

@@ -8,6 +8,7 @@ import { checkConfiguration, configurationFailed } from './configuration.js';
 import { checkDatabase } from './database.js';
 import type { TxtResolver } from './dns.js';
 import { checkDkim, checkDmarc, checkSpf, dkimSuggestion, dmarcSuggestion, spfSuggestion } from './dns.js';
+import { checkBounceMailbox } from './mailbox.js';
 import { checkSmtp } from './smtp.js';
 
 export interface DoctorOptions {
@@ -61,9 +62,10 @@ export async function runDoctor(env: Env, options: DoctorOptions = {}): Promise<
     verdict: 'skip',
     detail: 'MAIL_FROM is not set: no domain to look up',
   });
-  const [database, smtp, spf, dkimCheck, dmarc] = await Promise.all([
+  const [database, smtp, bounceMailbox, spf, dkimCheck, dmarc] = await Promise.all([
     checkDatabase(config),
     mailCheck(config, options),
+    checkBounceMailbox(config),
     fromDomain ? checkSpf(resolver, fromDomain) : noDomain('SPF'),
     dkim && !keyRefused ? checkDkim(resolver, dkim) : dkimSkipped(config.resendApiKey, keyRefused),
     fromDomain ? checkDmarc(resolver, fromDomain, dkim?.domain) : noDomain('DMARC'),
@@ -79,7 +81,8 @@ export async function runDoctor(env: Env, options: DoctorOptions = {}): Promise<
   if (fromDomain) {
     records.push({ ...dmarcSuggestion(organizationalDomain(fromDomain)), needed: dmarc.verdict === 'fail' });
   }
-  return { checks: [...checks, database, smtp, spf, dkimCheck, dmarc], records };
+  const mailbox = bounceMailbox ? [bounceMailbox] : [];
+  return { checks: [...checks, database, smtp, ...mailbox, spf, dkimCheck, dmarc], records };
 }
 
 function mailCheck(

@@ -121,6 +121,18 @@ async function main(argv: string[]): Promise<void> {
           kick,
         })
       : undefined;
+  // The bounce mailbox is read where a dispatcher runs; with several, each report is acted on once.
+  const mailbox =
+    runDispatcher && config.bounceMailboxUrl ? await import('../bounces/mailbox.js') : undefined;
+  const bounceMailbox =
+    mailbox && config.bounceMailboxUrl
+      ? mailbox.startBounceMailbox({
+          db: database.db,
+          config: { ...config, bounceMailboxUrl: config.bounceMailboxUrl },
+          log,
+          intervalMs: config.bounceMailboxPollMs,
+        })
+      : undefined;
   log.info({
     msg: workerOnly ? 'dispatcher started' : 'oneletter starting',
     database:
@@ -128,6 +140,9 @@ async function main(argv: string[]): Promise<void> {
     mail: mailer.description,
     dispatcher: runDispatcher ? 'running in this process' : 'off (run `npm run worker` elsewhere)',
     ...(watcher && config.feedUrl ? { feed: `watching ${watcher.shownUrl(config.feedUrl)}` } : {}),
+    ...(mailbox && config.bounceMailboxUrl
+      ? { bounces: `reading ${mailbox.shownMailbox(config.bounceMailboxUrl)}` }
+      : {}),
   });
 
   let server: { close(callback: () => void): unknown } | undefined;
@@ -182,6 +197,7 @@ async function main(argv: string[]): Promise<void> {
     force.unref();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
     await feedWatcher?.stop();
+    await bounceMailbox?.stop();
     await dispatcher?.stop();
     await mailer.close();
     await database.close();

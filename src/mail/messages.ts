@@ -4,11 +4,14 @@ import type { OutgoingEmail, RawEmail } from './mailer.js';
 import type { LetterTemplate } from './mime.js';
 import { compileLetter, marker } from './mime.js';
 import type { Renderer } from './render.js';
+import { createVerp } from './verp.js';
 
 export type MessageConfig = Pick<
   Config,
   'mailFrom' | 'publicUrl' | 'siteName' | 'siteUrl' | 'confirmTokenTtlMs'
->;
+> &
+  /** VERP envelope senders (BOUNCE_ADDRESS), their ids keyed with the publisher token. */
+  Partial<Pick<Config, 'bounceAddress' | 'publisherToken'>>;
 
 /** The domain of the sender address: Message-IDs and List-Id live under it. */
 export function senderDomain(mailFrom: string): string {
@@ -108,12 +111,17 @@ export interface EssayLetters {
  * The letters of one send-out. The templates are rendered once with markers where the unsubscribe link
  * and the name go, twice at most (with and without a name, for `{% if name %}`). A template that changes
  * the name in a way a marker can't follow (a filter on it) is rendered per named subscriber instead.
+ * With BOUNCE_ADDRESS, each raw letter's envelope sender names its delivery (mail/verp.ts).
  */
 export function essayLetters(config: MessageConfig, renderer: Renderer, essay: EssayForEmail): EssayLetters {
   // Made per send-out, not at load: Workers forbid random values in global scope.
   const TOKEN = marker('token');
   const NAME = marker('name');
   const domain = senderDomain(config.mailFrom);
+  const verp =
+    config.bounceAddress && config.publisherToken
+      ? createVerp(config.bounceAddress, config.publisherToken)
+      : undefined;
   const fixedHeaders = {
     'List-Id': `${listIdLabel(config.siteName)} <newsletter.${domain}>`,
     'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
@@ -153,12 +161,14 @@ export function essayLetters(config: MessageConfig, renderer: Renderer, essay: E
           : named;
       const values = new Map([[TOKEN, recipient.unsubscribeToken]]);
       if (recipient.name) values.set(NAME, recipient.name);
-      return template.build({
+      const letter = template.build({
         to: recipient.email,
         messageId: `${essayMessageKey(essay.slug, recipient.id)}@${domain}`,
         headers: { 'List-Unsubscribe': `<${config.publicUrl}/unsubscribe/${recipient.unsubscribeToken}>` },
         values,
       });
+      if (verp) letter.envelope.from = verp.address({ essayId: essay.id, subscriberId: recipient.id });
+      return letter;
     },
   };
 }

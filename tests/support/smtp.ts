@@ -7,6 +7,8 @@ import { SMTPServer } from 'smtp-server';
 export interface ReceivedEmail {
   /** The envelope recipient, lower-cased. */
   to: string;
+  /** The envelope sender (MAIL FROM), as given: where bounces go. */
+  from: string;
   parsed: ParsedMail;
   raw: string;
   /** When its data had arrived (Date.now()). */
@@ -122,12 +124,12 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
           const reply = sink.onMessage?.(recipient, session);
           if (reply === 'drop') {
             // The whole message arrived, then the connection breaks before the answer: SMTP may have it.
-            await store(recipients, chunks);
+            await store(session, recipients, chunks);
             return destroy(session);
           }
           if (reply) return callback(Object.assign(new Error(reply.message), { responseCode: reply.code }));
         }
-        await store(recipients, chunks);
+        await store(session, recipients, chunks);
         callback();
       });
     },
@@ -149,11 +151,13 @@ export async function startSmtpSink(options: SmtpSinkOptions = {}): Promise<Smtp
     sockets.get(`${session.remoteAddress}:${session.remotePort}`)?.destroy();
   }
 
-  async function store(recipients: string[], chunks: Buffer[]) {
+  async function store(session: SMTPServerSession, recipients: string[], chunks: Buffer[]) {
     const receivedAt = Date.now();
     const raw = Buffer.concat(chunks).toString('utf8');
     const parsed = await simpleParser(raw);
-    for (const to of recipients) sink.received.push({ to, parsed, raw, receivedAt });
+    const mailFrom = session.envelope.mailFrom;
+    const from = mailFrom ? mailFrom.address : '';
+    for (const to of recipients) sink.received.push({ to, from, parsed, raw, receivedAt });
     for (const waiter of [...waiters]) {
       if (sink.received.length >= waiter.count) {
         waiters.splice(waiters.indexOf(waiter), 1);
