@@ -144,6 +144,7 @@ async function main(argv: string[]): Promise<void> {
       renderer,
       log,
       kick,
+      mailer,
       docsScript: docsScriptFromPackage(),
       outbox: sendsToOutbox(config)
         ? (await import('../mail/outbox.js')).createOutboxView(outboxFolder(config))
