@@ -91,7 +91,8 @@ async function sendTest(
   to: string,
 ): Promise<{ sent: boolean; message: string }> {
   const mailer = deps.mailer;
-  if (!mailer) return { sent: false, message: 'Test letters are not available here: no mailer is configured.' };
+  if (!mailer)
+    return { sent: false, message: 'Test letters are not available here: no mailer is configured.' };
   const [known] = await rows<{ name: string | null }>(
     deps.database.db,
     sql`select name from subscribers where lower(email) = lower(${to})`,
@@ -112,7 +113,10 @@ async function sendTest(
         message: `Sent a test to ${to}: look for “${letter.subject}” there.`,
       };
     }
-    return { sent: false, message: `The mail server did not take the test (${outcome.error}). Nothing was sent.` };
+    return {
+      sent: false,
+      message: `The mail server did not take the test (${outcome.error}). Nothing was sent.`,
+    };
   } catch (error) {
     return { sent: false, message: `The test could not be sent: ${describeError(error).error}.` };
   }
@@ -180,10 +184,19 @@ export function publishRoutes(app: Hono<AdminEnv>, deps: Deps): void {
       return preview(c, essay, { to: fields.to, sent: false, message }, 422);
     }
     if (!deps.mailer) {
-      return preview(c, essay, { to: to.data, sent: false, message: 'Test letters are not available here.' }, 422);
+      return preview(
+        c,
+        essay,
+        { to: to.data, sent: false, message: 'Test letters are not available here.' },
+        422,
+      );
     }
     const verdict = await hitLimits(db, [
-      { key: `admin-test-session:${sessionKey(c.get('csrf'))}`, max: TEST_SENDS_PER_HOUR, windowSeconds: 3600 },
+      {
+        key: `admin-test-session:${sessionKey(c.get('csrf'))}`,
+        max: TEST_SENDS_PER_HOUR,
+        windowSeconds: 3600,
+      },
       { key: `admin-test-address:${addressKey(to.data)}`, max: TEST_SENDS_PER_HOUR, windowSeconds: 3600 },
     ]);
     if (!verdict.allowed) {

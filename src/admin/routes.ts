@@ -160,7 +160,10 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
  * route to read again; every other form as flat fields.
  */
 async function csrfField(c: Context<AdminEnv>): Promise<string | undefined> {
-  if (c.req.path === ADMIN_IMPORT_PATH && /^multipart\/form-data\b/i.test(c.req.header('content-type') ?? '')) {
+  if (
+    c.req.path === ADMIN_IMPORT_PATH &&
+    /^multipart\/form-data\b/i.test(c.req.header('content-type') ?? '')
+  ) {
     let form: FormData;
     try {
       form = await c.req.formData();

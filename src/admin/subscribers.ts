@@ -99,46 +99,43 @@ export function subscriberPages(app: Hono<AdminEnv>, deps: Deps): void {
     adminPage(c, 'import', { title: 'Import subscribers', limit_mb: importLimitMb(deps) }),
   );
 
-  app.post(
-    ADMIN_IMPORT_PATH,
-    async (c) => {
-      const form = await c.req.formData();
-      const file = form.get('file');
-      if (!file || typeof file === 'string' || file.size === 0) {
-        return adminPage(
-          c,
-          'import',
-          {
-            title: 'Import subscribers',
-            limit_mb: importLimitMb(deps),
-            error: 'Choose a CSV file to import.',
-          },
-          422,
-        );
-      }
-      // The API's import, as the API route calls it: the same checks, the same report.
-      const report = await importCsv(db, file.stream());
-      deps.log.info({
-        msg: 'subscribers imported from the dashboard',
-        rows: report.rows,
-        created: report.created,
-        queued: report.queued,
-        invalid: report.invalid,
-      });
-      if (report.queued > 0) deps.kick?.();
-      const summary = (report as { summary?: unknown }).summary;
-      return adminPage(c, 'import', {
-        title: 'Import subscribers',
-        limit_mb: importLimitMb(deps),
-        report: {
-          rows: reportRows(report as unknown as Record<string, unknown>),
-          summary: typeof summary === 'string' ? summary : undefined,
-          errors: report.errors,
-          invalid: report.invalid,
+  app.post(ADMIN_IMPORT_PATH, async (c) => {
+    const form = await c.req.formData();
+    const file = form.get('file');
+    if (!file || typeof file === 'string' || file.size === 0) {
+      return adminPage(
+        c,
+        'import',
+        {
+          title: 'Import subscribers',
+          limit_mb: importLimitMb(deps),
+          error: 'Choose a CSV file to import.',
         },
-      });
-    },
-  );
+        422,
+      );
+    }
+    // The API's import, as the API route calls it: the same checks, the same report.
+    const report = await importCsv(db, file.stream());
+    deps.log.info({
+      msg: 'subscribers imported from the dashboard',
+      rows: report.rows,
+      created: report.created,
+      queued: report.queued,
+      invalid: report.invalid,
+    });
+    if (report.queued > 0) deps.kick?.();
+    const summary = (report as { summary?: unknown }).summary;
+    return adminPage(c, 'import', {
+      title: 'Import subscribers',
+      limit_mb: importLimitMb(deps),
+      report: {
+        rows: reportRows(report as unknown as Record<string, unknown>),
+        summary: typeof summary === 'string' ? summary : undefined,
+        errors: report.errors,
+        invalid: report.invalid,
+      },
+    });
+  });
 
   app.get('/admin/subscribers/:ref', async (c) => {
     const detail = await subscriberDetail(db, c.req.param('ref'));

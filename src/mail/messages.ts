@@ -51,7 +51,8 @@ export async function confirmationEmail(
 /** A test of a letter (sent from the dashboard before publishing): said in its subject and in a header. */
 export const TEST_SUBJECT_PREFIX = '[Test] ';
 export const TEST_HEADER = 'X-Oneletter-Test';
-const TEST_HEADER_VALUE = 'a test of this letter, sent from the dashboard before publishing; not part of a send-out';
+const TEST_HEADER_VALUE =
+  'a test of this letter, sent from the dashboard before publishing; not part of a send-out';
 
 export interface LetterOptions {
   /**
