@@ -9,9 +9,11 @@ import { createTestService } from './support/service.js';
 
 /** The addresses a list page shows, in order. */
 function listed(html: string): string[] {
-  return [...html.matchAll(/<th scope="row"><a href="\/admin\/subscribers\/\d+">([^<]+)<\/a><\/th>/g)].map(
-    (m) => m[1] as string,
-  );
+  return [
+    ...html.matchAll(
+      /<th scope="row" role="rowheader"><a href="\/admin\/subscribers\/\d+">([^<]+)<\/a><\/th>/g,
+    ),
+  ].map((m) => m[1] as string);
 }
 
 /** The page's "Next page" link, as a path (entities undone). */
@@ -98,7 +100,7 @@ describe('the dashboard’s subscriber list', () => {
 
   it('a subscriber without a name shows an empty name, not a dash', async () => {
     const html = await (await admin.get('/admin/subscribers?q=reader-0001@')).text();
-    expect(html).toContain('<td data-label="Name"></td>');
+    expect(html).toContain('<td role="cell" data-label="Name"></td>');
     expect(html).not.toContain('—');
   });
 
@@ -179,7 +181,7 @@ describe('the dashboard’s subscriber list', () => {
     expect(html).toMatch(/<dt>Rows<\/dt><dd>4<\/dd>/);
     expect(html).toMatch(/<dt>Created<\/dt><dd>2<\/dd>/);
     expect(html).toMatch(/<dt>Invalid<\/dt><dd>1<\/dd>/);
-    expect(html).toMatch(/<th scope="row">4<\/th><td data-label="Why">email:/);
+    expect(html).toMatch(/<th scope="row" role="rowheader">4<\/th><td role="cell" data-label="Why">email:/);
     expect(await count(s, sql`select count(*)::int as n from subscribers where email like 'new-%'`)).toBe(2);
 
     // Without the session's token, the file is refused and nothing is imported.

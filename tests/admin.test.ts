@@ -209,7 +209,7 @@ describe('the publisher dashboard', () => {
     expect(detail).toContain('<h1>reader-0002@example.org</h1>');
     expect(detail).toMatch(/<span>confirmed<\/span>/);
     expect(detail).toContain('On bridges');
-    expect(detail).toMatch(/On bridges<\/a><\/th><td data-label="Delivery">sent<\/td>/);
+    expect(detail).toMatch(/On bridges<\/a><\/th><td role="cell" data-label="Delivery">sent<\/td>/);
   });
 
   it('a search that matches nobody says so', async () => {

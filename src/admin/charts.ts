@@ -22,7 +22,7 @@ export interface SendoutPoint {
 
 const W = 640;
 const H = 240;
-const PAD = { top: 16, right: 12, bottom: 40 };
+const PAD = { top: 20, right: 12, bottom: 40 };
 
 /**
  * The largest label font, in the chart's own units: style.css sets 24px under 40rem, where a chart is drawn
@@ -34,10 +34,13 @@ const LABEL_GAP = LABEL_EM * 1.25;
 /** Of the plot's height, the least each side of the growth chart's zero line keeps when it has a label. */
 const MIN_SIDE = (LABEL_GAP + 4) / (H - PAD.top - PAD.bottom);
 
-/** Room left of the plot for the value labels: their widest, in a system font's digits (≈0.6 em each). */
+/**
+ * Room left of the plot for the value labels: their widest at 0.7 em a character, which holds for the digits
+ * and signs of the common sans-serif fonts (DejaVu Sans, the widest of them, draws "+" at 0.84 em, digits at 0.64).
+ */
 function leftPad(labels: string[]): number {
   const widest = Math.max(1, ...labels.map((l) => l.length));
-  return Math.ceil(widest * LABEL_EM * 0.62 + 12);
+  return Math.ceil(widest * LABEL_EM * 0.7 + 14);
 }
 
 function escapeXml(s: string): string {
@@ -78,7 +81,7 @@ function valueLabels(left: number, labels: { y: number; text: string }[]): strin
     if (placed.some((y) => Math.abs(y - label.y) < LABEL_GAP)) continue;
     placed.push(label.y);
     out.push(
-      `<text class="axis" x="${n(left - 8)}" y="${n(label.y)}" dy="0.35em" text-anchor="end">${escapeXml(label.text)}</text>`,
+      `<text class="axis" x="${n(left - 10)}" y="${n(label.y)}" dy="0.35em" text-anchor="end">${escapeXml(label.text)}</text>`,
     );
   }
   return out.join('');
