@@ -2,6 +2,7 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Hono, MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { adminHeaders, adminRoutes } from './admin/routes.js';
+import { ADMIN_IMPORT_PATH } from './admin/subscribers.js';
 import { SES_WEBHOOK_PATH, sesWebhookRoutes } from './bounces/ses.js';
 import { PROVIDER_WEBHOOK_PATHS, providerWebhookRoutes } from './bounces/webhooks.js';
 import type { AppEnv, Deps } from './deps.js';
@@ -177,7 +178,8 @@ function limitBody(maxSize: number): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const method = c.req.method;
     if (method === 'GET' || method === 'HEAD') return next();
-    if (c.req.path === IMPORT_PATH || c.req.path === SES_WEBHOOK_PATH) return next();
+    if (c.req.path === IMPORT_PATH || c.req.path === ADMIN_IMPORT_PATH || c.req.path === SES_WEBHOOK_PATH)
+      return next();
     if (PROVIDER_WEBHOOK_PATHS.includes(c.req.path)) return next();
     const length = c.req.header('content-length');
     if (length !== undefined && c.req.header('transfer-encoding') === undefined) {

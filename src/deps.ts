@@ -2,6 +2,7 @@ import type { Context } from 'hono';
 import type { Config } from './config.js';
 import type { Database } from './db/client.js';
 import type { Logger } from './log.js';
+import type { Mailer } from './mail/mailer.js';
 import type { OutboxView } from './mail/outbox.js';
 import type { Renderer } from './mail/render.js';
 
@@ -19,6 +20,8 @@ export interface Deps {
   fetch?: typeof fetch;
   /** The .eml outbox read back (emails go to files, no SMTP_URL): the dashboard lists it. Node only. */
   outbox?: OutboxView;
+  /** The configured mailer, for the dashboard's test of a letter; absent: the dashboard sends nothing itself. */
+  mailer?: Mailer;
   /** The address of the peer that sent the request (the runtime knows it: a socket, a platform header). */
   peerAddress?: (c: Context) => string | undefined;
 }

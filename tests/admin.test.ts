@@ -209,13 +209,13 @@ describe('the publisher dashboard', () => {
     expect(detail).toContain('<h1>reader-0002@example.org</h1>');
     expect(detail).toMatch(/<span>confirmed<\/span>/);
     expect(detail).toContain('On bridges');
-    expect(detail).toMatch(/On bridges<\/a><\/th><td>sent<\/td>/);
+    expect(detail).toMatch(/On bridges<\/a><\/th><td role="cell" data-label="Delivery">sent<\/td>/);
   });
 
   it('a search that matches nobody says so', async () => {
     const admin = await signIn(s);
     const html = await (await admin.get('/admin/subscribers?q=nobody-here')).text();
-    expect(html).toContain("No subscriber's address contains “nobody-here”.");
+    expect(html).toContain('No subscriber matches an address containing “nobody-here”.');
   });
 
   it('an unknown send-out or subscriber is a 404 page', async () => {

@@ -15,7 +15,7 @@ export async function adminPage(
   c: Context<AdminEnv>,
   name: string,
   vars: Record<string, unknown>,
-  status: 200 | 404 | 422 = 200,
+  status: 200 | 404 | 422 | 429 = 200,
 ): Promise<Response> {
   const deps = c.get('deps');
   const html = await deps.renderer.page(`admin/${name}`, {

@@ -21,7 +21,7 @@ import {
   signInNonce,
   startSession,
 } from './session.js';
-import { subscriberPages } from './subscribers.js';
+import { ADMIN_IMPORT_PATH, importBodyLimit, subscriberPages } from './subscribers.js';
 
 /** The dashboard's pages: our stylesheet, script and icon, forms and polling to us, the preview frame from us. */
 export function adminCsp(config: Config): string {
@@ -103,6 +103,7 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
     return c.redirect('/admin', 303);
   });
 
+  app.use(ADMIN_IMPORT_PATH, importBodyLimit(deps));
   // Everything else needs a session: pages send the browser to the sign-in form, the rest get a 401.
   app.use('/admin/*', requireSession);
   app.use('/admin', requireSession);
@@ -141,8 +142,7 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
     c.set('csrf', session.csrf);
     if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
       checkSameOrigin(c);
-      const fields = await readFields(c);
-      const given = c.req.header('x-csrf-token') ?? fields.csrf;
+      const given = c.req.header('x-csrf-token') ?? (await csrfField(c));
       if (!(await checkToken(session.csrf, given))) {
         throw new AppError(
           'invalid_csrf_token',
@@ -153,6 +153,27 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
     }
     await next();
   }
+}
+
+/**
+ * The form's `csrf` field. A form with a file (the import) is read as multipart, which hono keeps for the
+ * route to read again; every other form as flat fields.
+ */
+async function csrfField(c: Context<AdminEnv>): Promise<string | undefined> {
+  if (
+    c.req.path === ADMIN_IMPORT_PATH &&
+    /^multipart\/form-data\b/i.test(c.req.header('content-type') ?? '')
+  ) {
+    let form: FormData;
+    try {
+      form = await c.req.formData();
+    } catch {
+      throw new AppError('bad_request', 'The form could not be read. Choose the file again and send it.');
+    }
+    const value = form.get('csrf');
+    return typeof value === 'string' ? value : undefined;
+  }
+  return (await readFields(c)).csrf;
 }
 
 /** An address only this machine reaches: what crosses it in clear stays here. */

@@ -159,6 +159,7 @@ async function main(argv: string[]): Promise<void> {
       renderer,
       log,
       kick,
+      mailer,
       docsAssets: docsAssetsFromPackage(),
       outbox: sendsToOutbox(config)
         ? (await import('../mail/outbox.js')).createOutboxView(outboxFolder(config))

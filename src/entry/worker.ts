@@ -115,12 +115,15 @@ export default {
       );
     }
     const database = await openDatabase(config);
+    // Connects only when it sends (the dashboard's test of a letter): nothing opened on other requests.
+    const mailer = createMailer(config);
     let kicked = false;
     const deps: Deps = {
       config,
       database,
       renderer,
       log,
+      mailer,
       kick: () => {
         if (kicked) return;
         kicked = true;
@@ -131,7 +134,7 @@ export default {
     try {
       return await createApp(deps).fetch(request);
     } finally {
-      ctx.waitUntil(database.close());
+      ctx.waitUntil(Promise.all([database.close(), mailer.close()]));
     }
   },
 

@@ -51,6 +51,35 @@ export async function confirmationEmail(
   };
 }
 
+/** A test of a letter (sent from the dashboard before publishing): said in its subject and in a header. */
+export const TEST_SUBJECT_PREFIX = '[Test] ';
+export const TEST_HEADER = 'X-Oneletter-Test';
+const TEST_HEADER_VALUE =
+  'a test of this letter, sent from the dashboard before publishing; not part of a send-out';
+
+export interface LetterOptions {
+  /**
+   * A test of the letter: the same letter, with "[Test] " before its subject, the X-Oneletter-Test header,
+   * and a Message-ID of its own (a receiving server must not take the real letter for a copy of the test).
+   */
+  test?: boolean;
+}
+
+/** The Message-ID of a letter: made of the essay and the subscriber, or random for a test. */
+function letterMessageId(slug: string, subscriberId: number, domain: string, options: LetterOptions): string {
+  if (options.test) {
+    const random = Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) =>
+      b.toString(16).padStart(2, '0'),
+    ).join('');
+    return `test.${random}@${domain}`;
+  }
+  return `${essayMessageKey(slug, subscriberId)}@${domain}`;
+}
+
+function testMarks(options: LetterOptions): Record<string, string> {
+  return options.test ? { [TEST_HEADER]: TEST_HEADER_VALUE } : {};
+}
+
 export interface EssayForEmail {
   id: number;
   slug: string;
@@ -68,6 +97,7 @@ export async function essayEmail(
   renderer: Renderer,
   essay: EssayForEmail,
   to: { id: number; email: string; name: string | null; unsubscribeToken: string },
+  options: LetterOptions = {},
 ): Promise<OutgoingEmail> {
   const domain = senderDomain(config.mailFrom);
   const unsubscribeUrl = `${config.publicUrl}/unsubscribe/${to.unsubscribeToken}`;
@@ -82,12 +112,14 @@ export async function essayEmail(
     from: config.mailFrom,
     to: to.email,
     ...rendered,
-    messageId: `${essayMessageKey(essay.slug, to.id)}@${domain}`,
+    subject: options.test ? `${TEST_SUBJECT_PREFIX}${rendered.subject}` : rendered.subject,
+    messageId: letterMessageId(essay.slug, to.id, domain, options),
     headers: {
       'List-Id': `${listIdLabel(config.siteName)} <newsletter.${domain}>`,
       'List-Unsubscribe': `<${unsubscribeUrl}>`,
       'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
       Precedence: 'bulk',
+      ...testMarks(options),
     },
   };
 }
@@ -113,7 +145,12 @@ export interface EssayLetters {
  * the name in a way a marker can't follow (a filter on it) is rendered per named subscriber instead.
  * With BOUNCE_ADDRESS, each raw letter's envelope sender names its delivery (mail/verp.ts).
  */
-export function essayLetters(config: MessageConfig, renderer: Renderer, essay: EssayForEmail): EssayLetters {
+export function essayLetters(
+  config: MessageConfig,
+  renderer: Renderer,
+  essay: EssayForEmail,
+  options: LetterOptions = {},
+): EssayLetters {
   // Made per send-out, not at load: Workers forbid random values in global scope.
   const TOKEN = marker('token');
   const NAME = marker('name');
@@ -126,15 +163,18 @@ export function essayLetters(config: MessageConfig, renderer: Renderer, essay: E
     'List-Id': `${listIdLabel(config.siteName)} <newsletter.${domain}>`,
     'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click',
     Precedence: 'bulk',
+    ...testMarks(options),
   };
-  const render = (name: string | null) =>
-    renderer.email('essay', {
+  const render = async (name: string | null) => {
+    const rendered = await renderer.email('essay', {
       site_name: config.siteName,
       site_url: config.siteUrl,
       name,
       essay: { title: essay.title, url: essay.url, summary: essay.summary, slug: essay.slug },
       unsubscribe_url: `${config.publicUrl}/unsubscribe/${TOKEN}`,
     });
+    return options.test ? { ...rendered, subject: `${TEST_SUBJECT_PREFIX}${rendered.subject}` } : rendered;
+  };
   const compile = (rendered: Awaited<ReturnType<typeof render>>) =>
     compileLetter(config.mailFrom, rendered, fixedHeaders, [TOKEN, NAME]);
   const same = (a: Awaited<ReturnType<typeof render>>, b: typeof a) =>
@@ -150,7 +190,7 @@ export function essayLetters(config: MessageConfig, renderer: Renderer, essay: E
   };
 
   return {
-    email: (recipient) => essayEmail(config, renderer, essay, recipient),
+    email: (recipient) => essayEmail(config, renderer, essay, recipient, options),
     async to(recipient) {
       templates ??= prepare();
       const { nameless, named } = await templates;
@@ -163,7 +203,7 @@ export function essayLetters(config: MessageConfig, renderer: Renderer, essay: E
       if (recipient.name) values.set(NAME, recipient.name);
       const letter = template.build({
         to: recipient.email,
-        messageId: `${essayMessageKey(essay.slug, recipient.id)}@${domain}`,
+        messageId: letterMessageId(essay.slug, recipient.id, domain, options),
         headers: { 'List-Unsubscribe': `<${config.publicUrl}/unsubscribe/${recipient.unsubscribeToken}>` },
         values,
       });

@@ -1,13 +1,80 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import AxeBuilder from '@axe-core/playwright';
+import { sql } from 'drizzle-orm';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rows } from '../../src/db/client.js';
 import type { ServedService } from '../support/browser.js';
-import { checkPage, launchChromium, openPage, screenshot, serveService } from '../support/browser.js';
+import {
+  checkPage,
+  launchChromium,
+  openPage,
+  SCREENSHOTS_DIR,
+  screenshot,
+  serveService,
+} from '../support/browser.js';
 import { testDbKind } from '../support/db.js';
 import { addresses, seedSubscribers } from '../support/sendout.js';
 import { PUBLISHER_TOKEN } from '../support/service.js';
 
 const READERS = 12;
+/** Pending subscribers besides the readers: more than a page of the list (50) in all. */
+const WAITING = 60;
+
+/** The widths the dashboard is looked at: the smallest phone, a common phone, a desktop. */
+const WIDTHS = [320, 390, 1280] as const;
+
+/**
+ * What every dashboard page this file touches must pass: axe in light and dark (without `exclude`, e.g. the
+ * sandboxed letter frame), no sideways scrolling at any width, and screenshots at each width in both schemes
+ * (tests/e2e/screenshots/<name>-<width>-<scheme>.png).
+ */
+async function checkDashboardPage(page: Page, name: string, exclude?: string): Promise<void> {
+  mkdirSync(SCREENSHOTS_DIR, { recursive: true });
+  const original = page.viewportSize();
+  for (const scheme of ['light', 'dark'] as const) {
+    await page.emulateMedia({ colorScheme: scheme });
+    const axe = new AxeBuilder({ page });
+    if (exclude) axe.exclude(exclude);
+    const bad = (await axe.analyze()).violations
+      .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+      .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+    expect(bad, `accessibility violations on ${name} (${scheme})`).toEqual([]);
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: width < 800 ? 700 : 800 });
+      const overflow = await page.evaluate<number>('document.documentElement.scrollWidth - innerWidth');
+      expect(overflow, `${name} scrolls sideways at ${width} px`).toBeLessThanOrEqual(0);
+      await page.screenshot({
+        path: join(SCREENSHOTS_DIR, `${name}-${width}-${scheme}.png`),
+        fullPage: true,
+      });
+    }
+  }
+  await page.emulateMedia({ colorScheme: 'light' });
+  if (original) await page.setViewportSize(original);
+}
+
+/** The labels of a chart's value axis never overlap, as drawn at the page's current width. */
+async function expectChartLabelsApart(page: Page): Promise<void> {
+  const overlaps = await page.evaluate<string[]>(`(() => {
+    const found = [];
+    for (const svg of document.querySelectorAll('svg.chart')) {
+      const boxes = [...svg.querySelectorAll('text')].map((t) => ({ text: t.textContent, r: t.getBoundingClientRect() }));
+      const chart = svg.getBoundingClientRect();
+      for (const a of boxes) {
+        if (a.r.left < chart.left - 0.5 || a.r.right > chart.right + 0.5) found.push(a.text + ' clipped');
+        for (const b of boxes) {
+          if (a === b) continue;
+          const apart = a.r.right <= b.r.left || b.r.right <= a.r.left || a.r.bottom <= b.r.top || b.r.bottom <= a.r.top;
+          if (!apart) found.push(a.text + ' overlaps ' + b.text);
+        }
+      }
+    }
+    return found;
+  })()`);
+  expect(overlaps).toEqual([]);
+}
 
 /**
  * checkPage() for the preview: the letter's frame is sandboxed (no scripts), so axe can't run inside it and
@@ -44,6 +111,7 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
       DISPATCH_BATCH_SIZE: '2',
     });
     await seedSubscribers(served.service.database.db, 'confirmed', addresses('reader', READERS));
+    await seedSubscribers(served.service.database.db, 'pending', addresses('waiting', WAITING));
     ({ page, consoleErrors } = await openPage(browser));
   });
 
@@ -79,7 +147,27 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
       'Read it here: https://essays.example.test/walking',
     );
     await checkPreviewPage(page);
+    await checkDashboardPage(page, 'admin-preview', 'iframe.letter');
     expect(served.service.smtp.received).toEqual([]);
+  });
+
+  it('sends a test of the letter to one address, and the send-out knows nothing of it', async () => {
+    const s = served.service;
+    await page.getByLabel('Send a test to').fill('editor@example.net');
+    await page.getByRole('button', { name: 'Send a test' }).click();
+    await page.locator('#test-result').waitFor();
+    expect(await page.locator('#test-result').textContent()).toContain('Sent a test to editor@example.net');
+    const [test] = s.smtp.to('editor@example.net');
+    expect(test?.parsed.subject).toBe('[Test] On walking');
+    const [ledger] = await rows<{ essays: number; deliveries: number }>(
+      s.database.db,
+      sql`select (select count(*) from essays)::int as essays, (select count(*) from deliveries)::int as deliveries`,
+    );
+    expect({ essays: Number(ledger?.essays), deliveries: Number(ledger?.deliveries) }).toEqual({
+      essays: 0,
+      deliveries: 0,
+    });
+    await checkDashboardPage(page, 'admin-preview-tested', 'iframe.letter');
   });
 
   it('follows the send-out to its end without reloading, every figure agreeing with the others at each moment', async () => {
@@ -140,11 +228,37 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
     expect(seen.size).toBeGreaterThan(1);
     expect(await page.evaluate('window.stayedOnPage')).toBe(true);
     expect(await page.locator('[data-field="percent"]').first().textContent()).toBe('100');
-    expect(s.smtp.received.length).toBe(READERS);
+    expect(s.smtp.received.filter((m) => m.parsed.subject === 'On walking').length).toBe(READERS);
     await checkPage(page, 'admin-sendout');
+    await checkDashboardPage(page, 'admin-sendout');
     await page.getByRole('navigation').getByRole('link', { name: 'Overview' }).click();
     await page.getByRole('heading', { name: 'Latest send-outs' }).waitFor();
     await checkPage(page, 'admin-overview');
+    await checkDashboardPage(page, 'admin-overview');
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: 700 });
+      await expectChartLabelsApart(page);
+    }
+    await page.setViewportSize({ width: 1280, height: 800 });
+  });
+
+  it('pages through more than 50 subscribers and filters them by status', async () => {
+    await page.getByRole('navigation').getByRole('link', { name: 'Subscribers' }).click();
+    await page.getByRole('heading', { name: 'Subscribers', level: 1 }).waitFor();
+    const listed = () => page.locator('table.stack tbody tr').count();
+    expect(await listed()).toBe(50);
+    expect(await page.locator('#shown').textContent()).toContain('1–50.');
+    await checkDashboardPage(page, 'admin-subscribers-page-1');
+    await page.getByRole('link', { name: 'Next page' }).click();
+    await page.locator('#shown', { hasText: '51–72.' }).waitFor();
+    expect(await listed()).toBe(READERS + WAITING - 50);
+    expect(await page.getByRole('link', { name: 'Next page' }).count()).toBe(0);
+    await checkDashboardPage(page, 'admin-subscribers-page-2');
+    await page.getByRole('link', { name: 'First page' }).click();
+    await page.getByLabel('Status').selectOption('confirmed');
+    await page.getByRole('button', { name: 'Search' }).click();
+    await page.locator('#shown', { hasText: 'confirmed' }).waitFor();
+    expect(await listed()).toBe(READERS);
   });
 
   it('finds a subscriber and shows their history', async () => {
@@ -154,10 +268,46 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
     await page.getByRole('link', { name: 'reader-0007@example.org' }).waitFor();
     expect(await page.getByRole('link', { name: /@example\.org$/ }).count()).toBe(1);
     await checkPage(page, 'admin-subscribers');
+    await checkDashboardPage(page, 'admin-subscribers-search');
     await page.getByRole('link', { name: 'reader-0007@example.org' }).click();
     await page.getByRole('heading', { name: 'reader-0007@example.org', level: 1 }).waitFor();
     expect(await page.getByRole('row', { name: /On walking sent/ }).count()).toBe(1);
     await checkPage(page, 'admin-subscriber');
+    await checkDashboardPage(page, 'admin-subscriber');
+  });
+
+  it('erases a subscriber after a confirmation page', async () => {
+    await page.getByRole('button', { name: 'Erase this subscriber…' }).click();
+    await page.getByRole('heading', { name: 'Erase reader-0007@example.org?', level: 1 }).waitFor();
+    await checkDashboardPage(page, 'admin-erase');
+    await page.getByRole('button', { name: 'Erase reader-0007@example.org' }).click();
+    await page.getByText('Erased:').waitFor();
+    const [left] = await rows<{ n: number }>(
+      served.service.database.db,
+      sql`select count(*)::int as n from subscribers where email = 'reader-0007@example.org'`,
+    );
+    expect(Number(left?.n)).toBe(0);
+  });
+
+  it('imports a CSV file, shows the report, and exports the list', async () => {
+    await page.getByRole('link', { name: 'Import a CSV file' }).click();
+    await page.getByRole('heading', { name: 'Import subscribers', level: 1 }).waitFor();
+    await checkDashboardPage(page, 'admin-import');
+    await page.getByLabel('CSV file').setInputFiles({
+      name: 'list.csv',
+      mimeType: 'text/csv',
+      buffer: Buffer.from(
+        'email,name,status\r\nimported-1@example.org,Ada,confirmed\r\nnot an address,,\r\n',
+      ),
+    });
+    await page.getByRole('button', { name: 'Import' }).click();
+    await page.getByRole('heading', { name: 'What the import did' }).waitFor();
+    await checkDashboardPage(page, 'admin-import-report');
+    await page.getByRole('link', { name: 'See the list' }).click();
+    const download = page.waitForEvent('download');
+    await page.getByRole('link', { name: 'Export all subscribers as CSV' }).click();
+    const file = await download;
+    expect(file.suggestedFilename()).toMatch(/^subscribers-\d{4}-\d{2}-\d{2}\.csv$/);
   });
 
   it('signs out, and the dashboard asks for the token again', async () => {
@@ -171,7 +321,10 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
     expect(posts.map((r) => r.path)).toEqual([
       '/admin/sign-in',
       '/admin/publish/preview',
+      '/admin/publish/test',
       '/admin/publish',
+      expect.stringMatching(/^\/admin\/subscribers\/\d+\/erase$/),
+      '/admin/subscribers/import',
       '/admin/sign-out',
     ]);
     expect(new Set(posts.map((r) => r.origin))).toEqual(new Set([served.url]));

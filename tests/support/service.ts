@@ -42,7 +42,7 @@ export interface TestService {
  */
 export async function createTestService(
   env: Env = {},
-  deps: Partial<Pick<Deps, 'fetch' | 'log' | 'outbox'>> = {},
+  deps: Partial<Pick<Deps, 'fetch' | 'log' | 'outbox' | 'mailer'>> = {},
 ): Promise<TestService> {
   const [database, smtp] = await Promise.all([createTestDatabase(), startSmtpSink()]);
   const config = parseConfig({
@@ -71,6 +71,7 @@ export async function createTestService(
     renderer,
     log: silentLogger,
     docsAssets: docsAssetsFromPackage(),
+    mailer,
     ...deps,
   });
   return {
