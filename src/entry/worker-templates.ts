@@ -8,6 +8,8 @@ import essaySubject from '../../templates/email/essay.subject.liquid';
 import essayTxt from '../../templates/email/essay.txt.liquid';
 // @ts-expect-error: a .js file bundled as text by wrangler's rules, not a module TypeScript can read
 import adminJs from '../../templates/pages/admin/admin.js';
+import adminErase from '../../templates/pages/admin/erase.liquid';
+import adminImport from '../../templates/pages/admin/import.liquid';
 import adminLayout from '../../templates/pages/admin/layout.liquid';
 import adminOutbox from '../../templates/pages/admin/outbox.liquid';
 import adminOutboxEmail from '../../templates/pages/admin/outbox-email.liquid';
@@ -44,6 +46,8 @@ export const workerTemplates: TemplateSources = {
   'email/essay.subject.liquid': essaySubject,
   'email/essay.txt.liquid': essayTxt,
   'pages/admin/admin.js': adminJs,
+  'pages/admin/erase.liquid': adminErase,
+  'pages/admin/import.liquid': adminImport,
   'pages/admin/layout.liquid': adminLayout,
   'pages/admin/outbox-email.liquid': adminOutboxEmail,
   'pages/admin/outbox.liquid': adminOutbox,

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { createSign, generateKeyPairSync, randomUUID } from 'node:crypto';
+import { createSign, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -85,6 +85,18 @@ function certificates(): { main: Pem; other: Pem; ec: Pem } {
   return made;
 }
 
+/**
+ * A certificate address never used before in this process, served with our key's certificate (`main`) or
+ * another key's (`other`): for tests that count fetches, which the process-wide cache of earlier test files
+ * would otherwise have answered.
+ */
+export function freshCertPath(kind: 'main' | 'other' = 'main'): string {
+  const path = `/SimpleNotificationService-${randomBytes(16).toString('hex')}.pem`;
+  freshPaths.set(path, kind);
+  return path;
+}
+const freshPaths = new Map<string, 'main' | 'other'>();
+
 /** Starts the local "Amazon": certificates and the subscription confirmation link. */
 export async function startFakeSns(): Promise<SnsFixture> {
   const { main, other, ec } = certificates();
@@ -107,9 +119,15 @@ export async function startFakeSns(): Promise<SnsFixture> {
       fixture.failNext = undefined;
       return;
     }
-    if (url.pathname === CERT_PATH || url.pathname === SECOND_CERT_PATH || url.pathname === OTHER_CERT_PATH) {
+    const fresh = freshPaths.get(url.pathname);
+    if (
+      url.pathname === CERT_PATH ||
+      url.pathname === SECOND_CERT_PATH ||
+      url.pathname === OTHER_CERT_PATH ||
+      fresh
+    ) {
       res.writeHead(200, { 'content-type': 'application/x-x509-ca-cert' });
-      res.end(url.pathname === OTHER_CERT_PATH ? other.cert : main.cert);
+      res.end(url.pathname === OTHER_CERT_PATH || fresh === 'other' ? other.cert : main.cert);
       return;
     }
     if (url.pathname === EC_CERT_PATH || url.pathname === GARBAGE_CERT_PATH) {
