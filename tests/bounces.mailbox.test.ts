@@ -3,7 +3,6 @@ import type { MailboxDeps } from '../src/bounces/mailbox.js';
 import { readBounceMailbox, startBounceMailbox } from '../src/bounces/mailbox.js';
 import { parseConfig } from '../src/config.js';
 import { runDoctor } from '../src/doctor/doctor.js';
-import type { SubscriberDetail } from '../src/list/schemas.js';
 import type { Logger } from '../src/log.js';
 import { silentLogger } from '../src/log.js';
 import type { TestMailbox } from './support/dovecot.js';
@@ -27,7 +26,6 @@ let box: TestMailbox;
 let s: TestService;
 
 const reader = (name: string) => `${name}@example.org`;
-const auth = { authorization: `Bearer ${PUBLISHER_TOKEN}` };
 
 beforeAll(async () => {
   box = await startTestMailbox();
@@ -60,11 +58,7 @@ async function publish(slug: string): Promise<Map<string, ReceivedEmail>> {
   return letters;
 }
 
-async function detail(email: string): Promise<SubscriberDetail> {
-  const res = await s.app.request(`/api/subscribers/${encodeURIComponent(email)}`, { headers: auth });
-  expect(res.status).toBe(200);
-  return (await res.json()) as SubscriberDetail;
-}
+const detail = (email: string) => s.detail(email);
 
 const history = async (email: string) =>
   (await detail(email)).history

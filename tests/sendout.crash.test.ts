@@ -1,20 +1,18 @@
 import { sql } from 'drizzle-orm';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { testDbKind } from './support/db.js';
 import type { ProcessDatabase, ServiceProcess, TcpProxy } from './support/process.js';
 import {
-  createProcessDatabase,
-  killServiceProcesses,
   publishEssay,
   seedSubscribers,
   sleep,
   startServiceProcess,
   startTcpProxy,
   until,
+  useProcessSite,
   waitUntilDone,
 } from './support/process.js';
 import type { SmtpSink } from './support/smtp.js';
-import { startSmtpSink } from './support/smtp.js';
 
 /** How many times each address appears at the sink. */
 function lettersPerAddress(smtp: SmtpSink): Map<string, number> {
@@ -29,23 +27,13 @@ function deliveriesByStatus(database: ProcessDatabase) {
 }
 
 describe(`a send-out survives its process being stopped (${testDbKind})`, { timeout: 150_000 }, () => {
-  let database: ProcessDatabase;
-  let smtp: SmtpSink;
+  const site = useProcessSite();
 
-  beforeEach(async () => {
-    smtp = await startSmtpSink();
-    database = await createProcessDatabase();
-  });
-
-  afterEach(async (context) => {
-    await killServiceProcesses(context);
-    await smtp?.close();
-    await database?.destroy();
-  });
-
-  const start = (): Promise<ServiceProcess> => startServiceProcess({ ...database.env, SMTP_URL: smtp.url });
+  const start = (): Promise<ServiceProcess> =>
+    startServiceProcess({ ...site.database.env, SMTP_URL: site.smtp.url });
 
   it('sends one letter per subscriber, never more, when the process is killed (-9) mid send-out and started again', async () => {
+    const { database, smtp } = site;
     const addresses = await seedSubscribers(database, 2000);
     smtp.delayMs = 5;
     const first = await start();
@@ -90,6 +78,7 @@ describe(`a send-out survives its process being stopped (${testDbKind})`, { time
   });
 
   it('stops cleanly on SIGTERM mid send-out, leaves nothing in flight, and the restart sends the rest', async () => {
+    const { database, smtp } = site;
     const addresses = await seedSubscribers(database, 600);
     smtp.delayMs = 5;
     const first = await start();
@@ -130,23 +119,15 @@ describe.skipIf(testDbKind !== 'postgres')(
   'a send-out survives the database going away',
   { timeout: 150_000 },
   () => {
-    let database: ProcessDatabase;
-    let smtp: SmtpSink;
+    const site = useProcessSite();
     let proxy: TcpProxy | undefined;
 
-    beforeEach(async () => {
-      smtp = await startSmtpSink();
-      database = await createProcessDatabase();
-    });
-
-    afterEach(async (context) => {
-      await killServiceProcesses(context);
+    afterEach(async () => {
       await proxy?.close();
-      await smtp?.close();
-      await database?.destroy();
     });
 
     it('answers 503 with a clear message while the database is down, and finishes the send-out when it is back', async () => {
+      const { database, smtp } = site;
       const addresses = await seedSubscribers(database, 1000);
       proxy = await startTcpProxy(database.url as string);
       const service = await startServiceProcess({

@@ -1,39 +1,24 @@
 import { sql } from 'drizzle-orm';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { testDbKind } from './support/db.js';
-import type { ProcessDatabase } from './support/process.js';
 import {
-  createProcessDatabase,
-  killServiceProcesses,
   publishEssay,
   runCli,
   seedSubscribers,
   sleep,
   startServiceProcess,
+  useProcessSite,
   waitUntilDone,
 } from './support/process.js';
 import { PUBLISHER_TOKEN } from './support/service.js';
-import type { SmtpSink } from './support/smtp.js';
-import { startSmtpSink } from './support/smtp.js';
 
 describe('several processes share one database', { timeout: 150_000 }, () => {
-  let database: ProcessDatabase;
-  let smtp: SmtpSink;
-
-  beforeEach(async () => {
-    smtp = await startSmtpSink();
-    database = await createProcessDatabase();
-  });
-
-  afterEach(async (context) => {
-    await killServiceProcesses(context);
-    await smtp?.close();
-    await database?.destroy();
-  });
+  const site = useProcessSite();
 
   it.skipIf(testDbKind !== 'postgres')(
     'two dispatcher processes drain one send-out together, one letter per subscriber',
     async () => {
+      const { database, smtp } = site;
       const addresses = await seedSubscribers(database, 2000);
       const env = { ...database.env, SMTP_URL: smtp.url, DISPATCH_BATCH_SIZE: '100' };
       const [server, ...workers] = await Promise.all([
@@ -74,6 +59,7 @@ describe('several processes share one database', { timeout: 150_000 }, () => {
   it.skipIf(testDbKind !== 'postgres')(
     'a worker starts on work queued by other processes at once, not at its next poll',
     async () => {
+      const { database, smtp } = site;
       const addresses = await seedSubscribers(database, 50);
       // A poll a minute away: only the database's notification can wake the worker within the test.
       const env = { ...database.env, SMTP_URL: smtp.url, DISPATCH_POLL_MS: '60000' };
@@ -121,6 +107,7 @@ describe('several processes share one database', { timeout: 150_000 }, () => {
   it.skipIf(testDbKind !== 'pglite')(
     'a second process on the embedded database is refused, pointing at DATABASE_URL',
     async () => {
+      const { database, smtp } = site;
       const first = await startServiceProcess({ ...database.env, SMTP_URL: smtp.url });
       await first.ready();
 

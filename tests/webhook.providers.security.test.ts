@@ -2,7 +2,6 @@ import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 import { parseConfig } from '../src/config.js';
-import type { SubscriberDetail } from '../src/list/schemas.js';
 import { silentLogger } from '../src/log.js';
 import { createRenderer } from '../src/mail/render.js';
 import { loadTemplates } from '../src/mail/templates-fs.js';
@@ -29,7 +28,6 @@ import {
 
 let s: TestService;
 let keys: ProviderKeys;
-const auth = { authorization: `Bearer ${PUBLISHER_TOKEN}` };
 const SIX_MINUTES = 6 * 60_000;
 
 beforeAll(async () => {
@@ -44,11 +42,7 @@ afterAll(async () => {
 
 const post = (path: string, init: RequestInit) => s.app.request(path, init);
 
-async function detail(email: string): Promise<SubscriberDetail> {
-  const res = await s.app.request(`/api/subscribers/${encodeURIComponent(email)}`, { headers: auth });
-  expect(res.status).toBe(200);
-  return (await res.json()) as SubscriberDetail;
-}
+const detail = (email: string) => s.detail(email);
 
 /** Sends each request about a fresh confirmed reader and checks it is refused with `status`, nothing changed. */
 async function refused(

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { StatsView, SubscriberDetail } from '../src/list/schemas.js';
+import type { StatsView } from '../src/list/schemas.js';
 import { signIn } from './support/admin.js';
 import { addresses, lettersPerAddress, seedSubscribers } from './support/sendout.js';
 import type { TestService } from './support/service.js';
@@ -38,11 +38,7 @@ afterAll(async () => {
 
 const post = (path: string, init: RequestInit) => s.app.request(path, init);
 
-async function detail(email: string): Promise<SubscriberDetail> {
-  const res = await s.app.request(`/api/subscribers/${encodeURIComponent(email)}`, { headers: auth });
-  expect(res.status).toBe(200);
-  return (await res.json()) as SubscriberDetail;
-}
+const detail = (email: string) => s.detail(email);
 
 async function publishAndDrain(slug: string): Promise<Map<string, number>> {
   const title = `Essay ${slug}`;

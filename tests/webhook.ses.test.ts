@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 import type { SnsMessage } from '../src/bounces/sns.js';
 import { CERT_CACHE_TTL_MS, createCertificateCache, createSnsVerifier } from '../src/bounces/sns.js';
-import type { StatsView, SubscriberDetail, SubscriberView } from '../src/list/schemas.js';
+import type { StatsView, SubscriberView } from '../src/list/schemas.js';
 import type { Logger } from '../src/log.js';
 import { createRenderer } from '../src/mail/render.js';
 import { loadTemplates } from '../src/mail/templates-fs.js';
@@ -11,10 +11,8 @@ import type { TestService } from './support/service.js';
 import { createTestService, PUBLISHER_TOKEN } from './support/service.js';
 import type { SnsFields, SnsFixture } from './support/sns.js';
 import {
-  CERT_PATH,
   freshCertPath,
   notification,
-  OTHER_CERT_PATH,
   REGION,
   SECOND_CERT_PATH,
   SNS_ORIGIN,
@@ -57,11 +55,7 @@ const signed = (message: unknown, version: '1' | '2' = '1') =>
   sign(notification(message), sns.privateKeyPem, version);
 const auth = { authorization: `Bearer ${PUBLISHER_TOKEN}` };
 
-async function detail(email: string): Promise<SubscriberDetail> {
-  const res = await s.app.request(`/api/subscribers/${encodeURIComponent(email)}`, { headers: auth });
-  expect(res.status).toBe(200);
-  return (await res.json()) as SubscriberDetail;
-}
+const detail = (email: string) => s.detail(email);
 
 async function listed(status: string): Promise<string[]> {
   const res = await s.app.request(`/api/subscribers?status=${status}&limit=500`, { headers: auth });

@@ -8,6 +8,8 @@ import { describeError } from '../log.js';
 import { maskEmail } from '../mail/mailer.js';
 import type { Verp } from '../mail/verp.js';
 import { createVerp } from '../mail/verp.js';
+import type { Polling } from '../poll.js';
+import { startPolling } from '../poll.js';
 import type { MailReport } from './reports.js';
 import { readReport } from './reports.js';
 import { applyReports } from './suppress.js';
@@ -183,43 +185,29 @@ async function putAway(client: ImapFlow, uids: number[], folder: string | undefi
 }
 
 /** A running poller: reads at start, then every interval, until stop(). */
-export interface BounceMailbox {
-  stop(): Promise<void>;
-}
+export type BounceMailbox = Polling;
 
 /**
  * Starts the Node loop around readBounceMailbox, in the dispatcher's process. A failing mailbox (the server
  * away, the password changed) logs once, and once more when it works again; reports wait on the server.
  */
 export function startBounceMailbox(deps: MailboxDeps & { intervalMs: number }): BounceMailbox {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let running: Promise<unknown> | undefined;
-  let stopped = false;
   let failing = false;
   const mailbox = shownMailbox(deps.config.bounceMailboxUrl);
-  const tick = () => {
-    running = readBounceMailbox(deps)
-      .then((poll) => {
-        if (failing) deps.log.info({ msg: 'bounce mailbox read again', mailbox });
-        failing = false;
-        if (poll.handled || poll.duplicates) deps.log.info({ msg: 'bounce mailbox read', mailbox, ...poll });
-      })
-      .catch((error) => {
-        if (!failing)
-          deps.log.warn({ msg: 'bounce mailbox not read; retrying', mailbox, ...describeError(error) });
-        failing = true;
-      })
-      .finally(() => {
-        running = undefined;
-        if (!stopped) timer = setTimeout(tick, deps.intervalMs);
-      });
-  };
-  tick();
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
+  return startPolling(
+    () =>
+      readBounceMailbox(deps)
+        .then((poll) => {
+          if (failing) deps.log.info({ msg: 'bounce mailbox read again', mailbox });
+          failing = false;
+          if (poll.handled || poll.duplicates)
+            deps.log.info({ msg: 'bounce mailbox read', mailbox, ...poll });
+        })
+        .catch((error) => {
+          if (!failing)
+            deps.log.warn({ msg: 'bounce mailbox not read; retrying', mailbox, ...describeError(error) });
+          failing = true;
+        }),
+    deps.intervalMs,
+  );
 }

@@ -184,37 +184,35 @@ const matchedCtes = (list: Row[]) => sql`
     from input r join subscribers s on lower(s.email) = r.email
   )`;
 
-async function bounces(db: Db, source: ReportSource, list: Row[]): Promise<Applied> {
-  if (list.length === 0) return { changed: [], matched: 0 };
-  const result = await rows<{ id: number | null; email: string | null; matched: number }>(
-    db,
-    sql`with ${matchedCtes(list)},
-        changed as (
-          update subscribers set status = 'bounced', bounced_at = now(), updated_at = now()
-          where id in (select id from matched) and status in ('pending', 'confirmed')
-          returning id, email
-        ), event as (
-          insert into subscriber_events (subscriber_id, kind, source, reason, essay_id)
-          select id, 'bounced', ${source}, reason, essay_id from matched
-        )
-        select c.id, c.email, (select count(*)::int from matched) as matched
-        from (select 1) one left join changed c on true`,
-  );
-  return applied(result);
-}
+/**
+ * What a hard bounce and a complaint do to an address still on the list: its status (no more mail), the time
+ * of it, and the event in the subscriber's history (also when they had already left).
+ */
+const STOPS = {
+  bounced: sql`status = 'bounced', bounced_at = now()`,
+  complained: sql`status = 'unsubscribed', unsubscribed_at = now()`,
+} as const;
 
-async function complainers(db: Db, source: ReportSource, list: Row[]): Promise<Applied> {
+const bounces = (db: Db, source: ReportSource, list: Row[]) => stopMail(db, source, list, 'bounced');
+const complainers = (db: Db, source: ReportSource, list: Row[]) => stopMail(db, source, list, 'complained');
+
+async function stopMail(
+  db: Db,
+  source: ReportSource,
+  list: Row[],
+  kind: keyof typeof STOPS,
+): Promise<Applied> {
   if (list.length === 0) return { changed: [], matched: 0 };
   const result = await rows<{ id: number | null; email: string | null; matched: number }>(
     db,
     sql`with ${matchedCtes(list)},
         changed as (
-          update subscribers set status = 'unsubscribed', unsubscribed_at = now(), updated_at = now()
+          update subscribers set ${STOPS[kind]}, updated_at = now()
           where id in (select id from matched) and status in ('pending', 'confirmed')
           returning id, email
         ), event as (
           insert into subscriber_events (subscriber_id, kind, source, reason, essay_id)
-          select id, 'complained', ${source}, reason, essay_id from matched
+          select id, ${sql.raw(`'${kind}'`)}, ${source}, reason, essay_id from matched
         )
         select c.id, c.email, (select count(*)::int from matched) as matched
         from (select 1) one left join changed c on true`,

@@ -5,6 +5,8 @@ import type { EssayInput } from '../essays/service.js';
 import { essayInput, publish } from '../essays/service.js';
 import type { Logger } from '../log.js';
 import { describeError } from '../log.js';
+import type { Polling } from '../poll.js';
+import { startPolling } from '../poll.js';
 import { FeedError, fetchFeed } from './fetch.js';
 import type { FeedEntry } from './parse.js';
 import { parseFeedEntries } from './parse.js';
@@ -302,33 +304,12 @@ export async function sendFeedEntry(
   return result;
 }
 
-/** A running watcher: polls at start, then every interval, until stop(). */
-export interface FeedWatcher {
-  /** Stops polling: aborts a request under way, waits for a poll that is recording, then resolves. */
-  stop(): Promise<void>;
-}
+/** A running watcher: polls at start, then every interval; stop() aborts a request under way. */
+export type FeedWatcher = Polling;
 
 /** Starts the Node loop around pollFeedOnce. */
 export function startFeedWatcher(deps: FeedDeps & { intervalMs: number }): FeedWatcher {
-  const controller = new AbortController();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let running: Promise<unknown> | undefined;
-  let stopped = false;
-  const tick = () => {
-    running = pollFeedOnce({ ...deps, signal: controller.signal }).finally(() => {
-      running = undefined;
-      if (!stopped) timer = setTimeout(tick, deps.intervalMs);
-    });
-  };
-  tick();
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      controller.abort();
-      await running;
-    },
-  };
+  return startPolling((signal) => pollFeedOnce({ ...deps, signal }), deps.intervalMs);
 }
 
 /** A link as the watcher stores it (URL.href), so "https://example.com" finds "https://example.com/". */

@@ -1,11 +1,10 @@
 import postgres from 'postgres';
 import { afterEach, beforeEach, expect } from 'vitest';
 import type { ProcessDatabase, ServiceProcess } from './process.js';
-import { createProcessDatabase, killServiceProcesses, startServiceProcess } from './process.js';
+import { startServiceProcess, useProcessSite } from './process.js';
 import type { DeliveryRow } from './sendout.js';
 import { deliveriesOf, lettersPerAddress } from './sendout.js';
 import type { SmtpSink } from './smtp.js';
-import { startSmtpSink } from './smtp.js';
 
 /**
  * Helpers for the chaos tests (tests/chaos.*.test.ts): real processes against one PostgreSQL, a real SMTP
@@ -33,17 +32,15 @@ export interface Chaos {
  * of it closed.
  */
 export function useChaos(): Chaos {
+  const site = useProcessSite();
   const chaos = {} as Chaos;
-  beforeEach(async () => {
-    chaos.smtp = await startSmtpSink();
-    chaos.database = await createProcessDatabase();
-    chaos.ledger = watchLedger(chaos.database);
+  beforeEach(() => {
+    chaos.smtp = site.smtp;
+    chaos.database = site.database;
+    chaos.ledger = watchLedger(site.database);
   });
-  afterEach(async (context) => {
-    await killServiceProcesses(context);
+  afterEach(async () => {
     await chaos.ledger?.close();
-    await chaos.smtp?.close();
-    await chaos.database?.destroy();
   });
   return chaos;
 }

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { sql } from 'drizzle-orm';
+import { afterEach, beforeEach } from 'vitest';
 import type { Database } from '../../src/db/client.js';
 import { rows } from '../../src/db/client.js';
 import { MIGRATIONS_FOLDER } from '../../src/db/open.js';
@@ -18,6 +19,8 @@ import type { SendoutView } from '../../src/essays/service.js';
 import type { TestDbKind } from './db.js';
 import { createServerDatabase, dropServerDatabase, testDbKind } from './db.js';
 import { PUBLIC_URL, PUBLISHER_TOKEN } from './service.js';
+import type { SmtpSink } from './smtp.js';
+import { startSmtpSink } from './smtp.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -350,4 +353,28 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     },
     close: cut,
   };
+}
+
+/** What a process test works with: an SMTP sink and a database, fresh for each test. */
+export interface ProcessSite {
+  smtp: SmtpSink;
+  database: ProcessDatabase;
+}
+
+/**
+ * Registers the hooks of a process test file: before each test a fresh SMTP sink and database (read them
+ * inside the test), after it every child process killed (its log printed if the test failed) and both closed.
+ */
+export function useProcessSite(): ProcessSite {
+  const site = {} as ProcessSite;
+  beforeEach(async () => {
+    site.smtp = await startSmtpSink();
+    site.database = await createProcessDatabase();
+  });
+  afterEach(async (context) => {
+    await killServiceProcesses(context);
+    await site.smtp?.close();
+    await site.database?.destroy();
+  });
+  return site;
 }

@@ -6,6 +6,7 @@ import type { Deps } from '../../src/deps.js';
 import type { Dispatcher } from '../../src/dispatch/dispatcher.js';
 import { createDispatcher } from '../../src/dispatch/dispatcher.js';
 import { docsAssetsFromPackage } from '../../src/entry/docs-assets.js';
+import type { SubscriberDetail } from '../../src/list/schemas.js';
 import { silentLogger } from '../../src/log.js';
 import { createDkimSigner } from '../../src/mail/dkim.js';
 import type { Mailer } from '../../src/mail/mailer.js';
@@ -33,6 +34,8 @@ export interface TestService {
   /** POSTs JSON with the publisher token. */
   publish(essay: Record<string, unknown>): Promise<Response>;
   subscribeJson(email: string, name?: string): Promise<Response>;
+  /** GET /api/subscribers/:address with the publisher token: the subscriber, their history and consent. */
+  detail(email: string): Promise<SubscriberDetail>;
   close(): Promise<void>;
 }
 
@@ -93,6 +96,13 @@ export async function createTestService(
         headers: { authorization: `Bearer ${PUBLISHER_TOKEN}`, 'content-type': 'application/json' },
         body: JSON.stringify(essay),
       }),
+    async detail(email) {
+      const res = await app.request(`/api/subscribers/${encodeURIComponent(email)}`, {
+        headers: { authorization: `Bearer ${PUBLISHER_TOKEN}` },
+      });
+      if (res.status !== 200) throw new Error(`GET /api/subscribers/${email} answered ${res.status}`);
+      return (await res.json()) as SubscriberDetail;
+    },
     subscribeJson: async (email, name) =>
       app.request('/subscribe', {
         method: 'POST',
