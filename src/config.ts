@@ -160,6 +160,11 @@ const settings = z.object({
       .default(5)
       .transform(minutes),
   ),
+  /**
+   * Days a signup may stay unconfirmed: past them, once its confirmation link has expired, the dispatcher
+   * erases it (0: signups are kept until confirmed or erased by hand).
+   */
+  pendingExpiryDays: fromEnv('PENDING_EXPIRY_DAYS', int(0, 36_500).default(30)),
   /** False: this process serves HTTP only. */
   dispatcher: fromEnv('DISPATCHER', bool.default(true)),
   /** Messages per second at most, per dispatcher (0: no limit). */

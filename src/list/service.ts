@@ -3,7 +3,7 @@ import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
 import { stopLetters } from '../dispatch/queries.js';
 import { AppError } from '../http/errors.js';
-import { addressKey } from '../http/rate-limit.js';
+import { eraseRows } from './erasure.js';
 import type { ListQuery, SubscriberDetail, SubscriberFilters, SubscriberView } from './schemas.js';
 
 /** The publisher's view of the list: pages of subscribers, one subscriber's story, and erasure. */
@@ -195,31 +195,7 @@ export async function eraseSubscriber(db: Db, ref: string): Promise<{ deliveries
     where id = ${subscriber.id} and status in ('pending', 'confirmed')`);
   await stopLetters(db, [subscriber.id]);
   return db.transaction(async (t) => {
-    const tx = t as unknown as Db;
-    // The ledger rows go first, then the subscriber: the order in which the dispatcher's hand-over locks
-    // them (claimForSending), so that the two can't wait on each other.
-    const [folded] = await rows<{ n: number }>(
-      tx,
-      sql`with gone as (
-            delete from deliveries d using essays e
-            where d.essay_id = e.id and d.subscriber_id = ${subscriber.id}
-            returning d.essay_id, case d.status when 'pending' then 'skipped' when 'claimed' then 'skipped'
-                                                when 'sending' then 'unknown' else d.status::text end as status
-          ), counted as (
-            insert into erased_deliveries (essay_id, status, count)
-            select essay_id, status::delivery_status, count(*)::int from gone group by essay_id, status
-            on conflict (essay_id, status) do update set count = erased_deliveries.count + excluded.count
-          )
-          select count(*)::int as n from gone`,
-    );
-    const [erased] = await rows<{ email: string }>(
-      tx,
-      sql`delete from subscribers where id = ${subscriber.id} returning email`,
-    );
-    if (!erased) return { deliveries: 0 };
-    await tx.execute(
-      sql`delete from rate_limits where key = ${`subscribe-address:${addressKey(erased.email)}`}`,
-    );
-    return { deliveries: Number(folded?.n ?? 0) };
+    const { deliveries } = await eraseRows(t as unknown as Db, [subscriber.id]);
+    return { deliveries };
   });
 }
