@@ -165,6 +165,10 @@ const settings = z.object({
    * erases it (0: signups are kept until confirmed or erased by hand).
    */
   pendingExpiryDays: fromEnv('PENDING_EXPIRY_DAYS', int(0, 36_500).default(30)),
+  /** Keep the client's IP with each subscription request and confirmation, as consent evidence. */
+  recordSignupIp: fromEnv('RECORD_SIGNUP_IP', bool.default(false)),
+  /** The version of the consent text the site's form shows; unset: a hash of the forms in templates/. */
+  consentTextVersion: fromEnv('CONSENT_TEXT_VERSION', z.string().trim().min(1).max(100).optional()),
   /** False: this process serves HTTP only. */
   dispatcher: fromEnv('DISPATCHER', bool.default(true)),
   /** Messages per second at most, per dispatcher (0: no limit). */

@@ -81,6 +81,17 @@ export const confirmations = pgTable(
     sentAt: ts('sent_at'),
     expiresAt: ts('expires_at'),
     confirmedAt: ts('confirmed_at'),
+    // Consent on record (issue 26), for the request (at requested_at) and its confirmation (at confirmed_at):
+    // the page it came from (origin and path), the browser's user agent, the IP only with
+    // RECORD_SIGNUP_IP=true, and the version of the consent text shown. Erasure takes them with the row.
+    page: text('page'),
+    userAgent: text('user_agent'),
+    ip: text('ip'),
+    textVersion: text('text_version'),
+    confirmPage: text('confirm_page'),
+    confirmUserAgent: text('confirm_user_agent'),
+    confirmIp: text('confirm_ip'),
+    confirmTextVersion: text('confirm_text_version'),
   },
   (t) => [
     uniqueIndex('confirmations_token_hash_key').on(t.tokenHash),

@@ -131,7 +131,8 @@ export async function findSubscriber(db: Db, ref: string): Promise<SubscriberVie
 }
 
 /**
- * A subscriber, their history and the essays sent out to them. The history joins the events the lifecycle
+ * A subscriber, the consent on record with each of their requests, their history and the essays sent out to
+ * them. The history joins the events the lifecycle
  * writes with the times kept on the subscriber (which also cover bounces, and rows from before events existed);
  * the same moment recorded both ways shows once. Essays come from the delivery ledger, looked up by its
  * primary key one essay at a time: no index on deliveries(subscriber_id) to slow the fan-out.
@@ -169,8 +170,45 @@ export async function subscriberDetail(db: Db, ref: string): Promise<SubscriberD
         ) d
         order by e.published_at desc, e.id desc`,
   );
+  const consent = await rows<{
+    requestedAt: Date | string;
+    page: string | null;
+    userAgent: string | null;
+    ip: string | null;
+    textVersion: string | null;
+    confirmedAt: Date | string | null;
+    confirmPage: string | null;
+    confirmUserAgent: string | null;
+    confirmIp: string | null;
+    confirmTextVersion: string | null;
+  }>(
+    db,
+    sql`select requested_at as "requestedAt", page, user_agent as "userAgent", ip, text_version as "textVersion",
+               confirmed_at as "confirmedAt", confirm_page as "confirmPage",
+               confirm_user_agent as "confirmUserAgent", confirm_ip as "confirmIp",
+               confirm_text_version as "confirmTextVersion"
+        from confirmations where subscriber_id = ${subscriber.id}
+        order by requested_at, id`,
+  );
   return {
     subscriber,
+    consent: consent.map((r) => ({
+      requestedAt: new Date(r.requestedAt).toISOString(),
+      page: r.page,
+      userAgent: r.userAgent,
+      ip: r.ip,
+      textVersion: r.textVersion,
+      confirmation:
+        r.confirmedAt === null
+          ? null
+          : {
+              at: new Date(r.confirmedAt).toISOString(),
+              page: r.confirmPage,
+              userAgent: r.confirmUserAgent,
+              ip: r.confirmIp,
+              textVersion: r.confirmTextVersion,
+            },
+    })),
     history: history.map((h) => ({ kind: h.kind, at: new Date(h.at).toISOString() })),
     essays: essays.map((e) => ({
       ...e,

@@ -16,6 +16,7 @@ import {
   withRetryAfter,
 } from '../http/openapi.js';
 import { addressKey, hitLimits } from '../http/rate-limit.js';
+import { consentOf, consentTextVersion } from './consent.js';
 import {
   checkConfirmationLink,
   checkUnsubscribeLink,
@@ -190,6 +191,7 @@ export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
   app.openAPIRegistry.register('OneClickUnsubscribe', oneClick);
   const { config } = deps;
   const allowed = new Set([new URL(config.publicUrl).origin, ...config.allowedOrigins]);
+  const textVersion = consentTextVersion(config, deps.renderer);
 
   app.use('/subscribe', subscribeCors(config.allowedOrigins));
 
@@ -228,7 +230,7 @@ export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
         verdict.retryAfter,
       );
     }
-    await subscribe(deps.database.db, parsed.data);
+    await subscribe(deps.database.db, parsed.data, consentOf(c, textVersion));
     deps.kick?.();
     return accepted(c, redirect);
   });
@@ -247,7 +249,7 @@ export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
   });
 
   app.openapi(confirmRoute, async (c) => {
-    await confirm(deps.database.db, c.req.param('token'));
+    await confirm(deps.database.db, c.req.param('token'), consentOf(c, textVersion, true));
     if (wantsJson(c)) return c.json({ status: 'confirmed' });
     return page(c, 'confirmed');
   });
