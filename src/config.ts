@@ -165,6 +165,8 @@ const settings = z.object({
    * erases it (0: signups are kept until confirmed or erased by hand).
    */
   pendingExpiryDays: fromEnv('PENDING_EXPIRY_DAYS', int(0, 36_500).default(30)),
+  /** Refuse addresses at throwaway domains (a maintained list) with 422 invalid_email. */
+  blockDisposableDomains: fromEnv('BLOCK_DISPOSABLE_DOMAINS', bool.default(false)),
   /** Keep the client's IP with each subscription request and confirmation, as consent evidence. */
   recordSignupIp: fromEnv('RECORD_SIGNUP_IP', bool.default(false)),
   /** The version of the consent text the site's form shows; unset: a hash of the forms in templates/. */

@@ -17,6 +17,7 @@ import {
 } from '../http/openapi.js';
 import { addressKey, hitLimits } from '../http/rate-limit.js';
 import { consentOf, consentTextVersion } from './consent.js';
+import { isDisposableAddress } from './disposable.js';
 import {
   checkConfirmationLink,
   checkUnsubscribeLink,
@@ -208,6 +209,12 @@ export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       // The address is the reader's own mistake to fix: said in their words, as `invalid_email`.
       if (issue?.path[0] === 'email') throw new AppError('invalid_email', issue.message);
       throw inputError(parsed.error.issues);
+    }
+    if (config.blockDisposableDomains && isDisposableAddress(parsed.data.email)) {
+      throw new AppError(
+        'invalid_email',
+        'That address is at a throwaway email service, and this newsletter only goes to addresses people keep. Please use your usual address.',
+      );
     }
     const verdict = await hitLimits(deps.database.db, [
       {
