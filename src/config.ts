@@ -167,6 +167,19 @@ const settings = z.object({
   pendingExpiryDays: fromEnv('PENDING_EXPIRY_DAYS', int(0, 36_500).default(30)),
   /** Refuse addresses at throwaway domains (a maintained list) with 422 invalid_email. */
   blockDisposableDomains: fromEnv('BLOCK_DISPOSABLE_DOMAINS', bool.default(false)),
+  /**
+   * The key ALTCHA challenges are signed with; set, GET /altcha gives proof-of-work challenges and
+   * POST /subscribe needs a solved one (the form then needs JavaScript). Unset: no proof of work.
+   */
+  altchaHmacKey: fromEnv(
+    'ALTCHA_HMAC_KEY',
+    z
+      .string()
+      .min(32, { error: 'expected at least 32 characters, e.g. the output of `openssl rand -hex 32`' })
+      .optional(),
+  ),
+  /** How long a challenge can be solved and sent. */
+  altchaExpiresSeconds: fromEnv('ALTCHA_EXPIRES_SECONDS', int(30, 86_400).default(600)),
   /** Keep the client's IP with each subscription request and confirmation, as consent evidence. */
   recordSignupIp: fromEnv('RECORD_SIGNUP_IP', bool.default(false)),
   /** The version of the consent text the site's form shows; unset: a hash of the forms in templates/. */
@@ -295,7 +308,13 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
-const SECRETS = new Set(['PUBLISHER_TOKEN', 'RESEND_API_KEY', 'DKIM_PRIVATE_KEY', 'ADMIN_SESSION_SECRET']);
+const SECRETS = new Set([
+  'PUBLISHER_TOKEN',
+  'RESEND_API_KEY',
+  'DKIM_PRIVATE_KEY',
+  'ADMIN_SESSION_SECRET',
+  'ALTCHA_HMAC_KEY',
+]);
 
 /** A bad value as the error shows it: start-up errors end up in logs, so secrets are not echoed. */
 function shownValue(name: string, value: string): string {

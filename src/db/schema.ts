@@ -259,3 +259,16 @@ export const feedEntries = pgTable(
     index('feed_entries_url_idx').on(t.feedKey, t.url),
   ],
 );
+
+/**
+ * ALTCHA challenges already solved once (issue 26), by their signed nonce: a solution is accepted once, by
+ * whichever process sees it first. Kept until the challenge expires; the dispatcher deletes them after.
+ */
+export const altchaSpent = pgTable(
+  'altcha_spent',
+  {
+    nonce: text('nonce').primaryKey(),
+    expiresAt: ts('expires_at').notNull(),
+  },
+  (t) => [index('altcha_spent_expires_idx').on(t.expiresAt)],
+);

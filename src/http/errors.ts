@@ -24,6 +24,7 @@ export const errorStatus = {
   invalid_email: 422,
   invalid_input: 422,
   invalid_redirect: 422,
+  verification_failed: 422,
   rate_limited: 429,
   internal: 500,
   certificate_unavailable: 502,
