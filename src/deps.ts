@@ -15,6 +15,8 @@ export interface Deps {
   kick?: () => void;
   /** The API reference page's script (Scalar's standalone bundle), served at /docs/scalar.js; absent: none. */
   docsScript?: () => Promise<Uint8Array | undefined>;
+  /** The ALTCHA widget's files (npm `altcha`), served under /altcha/ when ALTCHA_HMAC_KEY is set; absent: none. */
+  altchaWidget?: (file: AltchaWidgetFile) => Promise<Uint8Array | undefined>;
   /** Outgoing HTTP (SNS signing certificates, subscription confirmations); the global fetch when absent. */
   fetch?: typeof fetch;
   /** The .eml outbox read back (emails go to files, no SMTP_URL): the dashboard lists it. Node only. */
@@ -22,6 +24,9 @@ export interface Deps {
   /** The address of the peer that sent the request (the runtime knows it: a socket, a platform header). */
   peerAddress?: (c: Context) => string | undefined;
 }
+
+/** The files of the ALTCHA widget the service serves: the widget, its styles, its proof-of-work worker. */
+export type AltchaWidgetFile = 'widget.js' | 'widget.css' | 'worker.js';
 
 export type AppEnv = {
   Variables: {

@@ -132,11 +132,18 @@ async function main(argv: string[]): Promise<void> {
 
   let server: { close(callback: () => void): unknown } | undefined;
   if (!workerOnly) {
-    const [{ serve }, { getConnInfo }, { createApp }, { docsScriptFromPackage }] = await Promise.all([
+    const [
+      { serve },
+      { getConnInfo },
+      { createApp },
+      { docsScriptFromPackage },
+      { altchaWidgetFromPackage },
+    ] = await Promise.all([
       import('@hono/node-server'),
       import('@hono/node-server/conninfo'),
       import('../app.js'),
       import('./docs-script.js'),
+      import('./altcha-widget.js'),
     ]);
     const deps: Deps = {
       config,
@@ -145,6 +152,7 @@ async function main(argv: string[]): Promise<void> {
       log,
       kick,
       docsScript: docsScriptFromPackage(),
+      altchaWidget: altchaWidgetFromPackage(),
       outbox: sendsToOutbox(config)
         ? (await import('../mail/outbox.js')).createOutboxView(outboxFolder(config))
         : undefined,

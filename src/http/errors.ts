@@ -163,6 +163,7 @@ export function pageVars(deps: Deps): Record<string, unknown> {
     site_url: deps.config.siteUrl,
     public_url: deps.config.publicUrl,
     confirm_hours: Math.round(deps.config.confirmTokenTtlMs / 3_600_000),
+    altcha: Boolean(deps.config.altchaHmacKey),
   };
 }
 

@@ -5,6 +5,7 @@ import { parseConfig } from '../../src/config.js';
 import type { Deps } from '../../src/deps.js';
 import type { Dispatcher } from '../../src/dispatch/dispatcher.js';
 import { createDispatcher } from '../../src/dispatch/dispatcher.js';
+import { altchaWidgetFromPackage } from '../../src/entry/altcha-widget.js';
 import { docsScriptFromPackage } from '../../src/entry/docs-script.js';
 import { silentLogger } from '../../src/log.js';
 import { createDkimSigner } from '../../src/mail/dkim.js';
@@ -71,6 +72,7 @@ export async function createTestService(
     renderer,
     log: silentLogger,
     docsScript: docsScriptFromPackage(),
+    altchaWidget: altchaWidgetFromPackage(),
     ...deps,
   });
   return {
