@@ -10,6 +10,7 @@ export const SLOW_TESTS = [
   // A real workerd through `wrangler dev`.
   'tests/worker.test.ts',
   'tests/webhook.ses.workers.test.ts',
+  'tests/worker.altcha.test.ts',
   // The service and the CLI as separate processes (node --import tsx src/entry/…).
   'tests/*.process.test.ts',
   'tests/*.cli.test.ts',

@@ -5,7 +5,7 @@ import { adminHeaders, adminRoutes } from './admin/routes.js';
 import { ADMIN_IMPORT_PATH } from './admin/subscribers.js';
 import { SES_WEBHOOK_PATH, sesWebhookRoutes } from './bounces/ses.js';
 import { PROVIDER_WEBHOOK_PATHS, providerWebhookRoutes } from './bounces/webhooks.js';
-import type { AppEnv, Deps } from './deps.js';
+import type { AltchaWidgetFile, AppEnv, Deps } from './deps.js';
 import { essayRoutes } from './essays/routes.js';
 import { feedRoutes } from './feed/routes.js';
 import { AppError, onError, redactPath, respondError } from './http/errors.js';
@@ -82,7 +82,7 @@ export function createApp(deps: Deps): Hono<AppEnv> {
   app.use('/admin', adminHeaders(config));
   app.use('/admin/*', adminHeaders(config));
 
-  app.use(securityHeaders(ownOrigin));
+  app.use(securityHeaders(ownOrigin, Boolean(config.altchaHmacKey)));
 
   app.use(limitBody(config.bodyLimitBytes));
 
@@ -117,6 +117,19 @@ export function createApp(deps: Deps): Hono<AppEnv> {
     return c.body(deps.renderer.asset('pages/form.js') ?? '', 200, {
       'Content-Type': 'text/javascript; charset=utf-8',
     });
+  });
+
+  // The ALTCHA widget (ALTCHA_HMAC_KEY set), from the npm package: loaded by our pages and, through /form.js,
+  // by the site's (other origins: CORS, so that the script can be imported and the worker fetched).
+  app.get('/altcha/:file{widget\\.js|widget\\.css|worker\\.js}', async (c) => {
+    const file = c.req.param('file') as AltchaWidgetFile;
+    const bytes = config.altchaHmacKey ? await deps.altchaWidget?.(file) : undefined;
+    if (!bytes) throw new AppError('not_found', 'Proof of work is off on this service.');
+    c.header('Cache-Control', 'public, max-age=3600');
+    c.header('Cross-Origin-Resource-Policy', 'cross-origin');
+    c.header('Access-Control-Allow-Origin', '*');
+    const type = file.endsWith('.css') ? 'text/css' : 'text/javascript';
+    return c.body(bytes as Uint8Array<ArrayBuffer>, 200, { 'Content-Type': `${type}; charset=utf-8` });
   });
 
   // The icon every page links to (templates/pages/favicon.svg: a site owner may put their own there).

@@ -160,6 +160,30 @@ const settings = z.object({
       .default(5)
       .transform(minutes),
   ),
+  /**
+   * Days a signup may stay unconfirmed: past them, once its confirmation link has expired, the dispatcher
+   * erases it (0: signups are kept until confirmed or erased by hand).
+   */
+  pendingExpiryDays: fromEnv('PENDING_EXPIRY_DAYS', int(0, 36_500).default(30)),
+  /** Refuse addresses at throwaway domains (a maintained list) with 422 invalid_email. */
+  blockDisposableDomains: fromEnv('BLOCK_DISPOSABLE_DOMAINS', bool.default(false)),
+  /**
+   * The key ALTCHA challenges are signed with; set, GET /altcha gives proof-of-work challenges and
+   * POST /subscribe needs a solved one (the form then needs JavaScript). Unset: no proof of work.
+   */
+  altchaHmacKey: fromEnv(
+    'ALTCHA_HMAC_KEY',
+    z
+      .string()
+      .min(32, { error: 'expected at least 32 characters, e.g. the output of `openssl rand -hex 32`' })
+      .optional(),
+  ),
+  /** How long a challenge can be solved and sent. */
+  altchaExpiresSeconds: fromEnv('ALTCHA_EXPIRES_SECONDS', int(30, 86_400).default(600)),
+  /** Keep the client's IP with each subscription request and confirmation, as consent evidence. */
+  recordSignupIp: fromEnv('RECORD_SIGNUP_IP', bool.default(false)),
+  /** The version of the consent text the site's form shows; unset: a hash of the forms in templates/. */
+  consentTextVersion: fromEnv('CONSENT_TEXT_VERSION', z.string().trim().min(1).max(100).optional()),
   /** False: this process serves HTTP only. */
   dispatcher: fromEnv('DISPATCHER', bool.default(true)),
   /** Messages per second at most, per dispatcher (0: no limit). */
@@ -408,6 +432,7 @@ const SECRETS = new Set([
   'POSTMARK_WEBHOOK_PASSWORD',
   'MAILGUN_WEBHOOK_SIGNING_KEY',
   'BOUNCE_WEBHOOK_SECRET',
+  'ALTCHA_HMAC_KEY',
 ]);
 
 /** A bad value as the error shows it: start-up errors end up in logs, so secrets are not echoed. */

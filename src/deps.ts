@@ -16,6 +16,8 @@ export interface Deps {
   kick?: () => void;
   /** The API reference page's files (Swagger UI's bundle and stylesheet), served under /docs/; absent: none. */
   docsAssets?: (name: DocsAsset) => Promise<Uint8Array | undefined>;
+  /** The ALTCHA widget's files (npm `altcha`), served under /altcha/ when ALTCHA_HMAC_KEY is set; absent: none. */
+  altchaWidget?: (file: AltchaWidgetFile) => Promise<Uint8Array | undefined>;
   /** Outgoing HTTP (SNS signing certificates, subscription confirmations); the global fetch when absent. */
   fetch?: typeof fetch;
   /** The .eml outbox read back (emails go to files, no SMTP_URL): the dashboard lists it. Node only. */
@@ -28,6 +30,9 @@ export interface Deps {
 
 /** The files of the API reference page at /docs. */
 export type DocsAsset = 'swagger-ui-bundle.js' | 'swagger-ui.css';
+
+/** The files of the ALTCHA widget the service serves: the widget, its styles, its proof-of-work worker. */
+export type AltchaWidgetFile = 'widget.js' | 'widget.css' | 'worker.js';
 
 export type AppEnv = {
   Variables: {

@@ -414,6 +414,15 @@ describe('the request path is the same for every address (no enumeration)', () =
         sent_at: null,
         expires_at: null,
         confirmed_at: null,
+        // Consent on record (issue 26): this request sent no Referer, Origin or User-Agent.
+        page: null,
+        user_agent: null,
+        ip: null,
+        text_version: expect.stringMatching(/^sha256:[0-9a-f]{16}$/),
+        confirm_page: null,
+        confirm_user_agent: null,
+        confirm_ip: null,
+        confirm_text_version: null,
       },
     ];
     expect(changes).toEqual([

@@ -320,7 +320,11 @@ describe('import and export', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/csv/);
     const csv = await res.text();
     const lines = csv.trimEnd().split('\r\n');
-    expect(lines[0]).toBe('email,name,status,created_at,confirmed_at,unsubscribed_at,bounced_at');
+    expect(lines[0]).toBe(
+      'email,name,status,created_at,confirmed_at,unsubscribed_at,bounced_at,consent_requested_at,consent_page,' +
+        'consent_user_agent,consent_ip,consent_text_version,consent_confirm_page,consent_confirm_user_agent,' +
+        'consent_confirm_ip,consent_confirm_text_version',
+    );
     const total = ((await (await get('/api/stats')).json()) as StatsView).subscribers.total;
     expect(lines).toHaveLength(total + 1);
 

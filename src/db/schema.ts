@@ -88,6 +88,17 @@ export const confirmations = pgTable(
     sentAt: ts('sent_at'),
     expiresAt: ts('expires_at'),
     confirmedAt: ts('confirmed_at'),
+    // Consent on record (issue 26), for the request (at requested_at) and its confirmation (at confirmed_at):
+    // the page it came from (origin and path), the browser's user agent, the IP only with
+    // RECORD_SIGNUP_IP=true, and the version of the consent text shown. Erasure takes them with the row.
+    page: text('page'),
+    userAgent: text('user_agent'),
+    ip: text('ip'),
+    textVersion: text('text_version'),
+    confirmPage: text('confirm_page'),
+    confirmUserAgent: text('confirm_user_agent'),
+    confirmIp: text('confirm_ip'),
+    confirmTextVersion: text('confirm_text_version'),
   },
   (t) => [
     uniqueIndex('confirmations_token_hash_key').on(t.tokenHash),
@@ -287,4 +298,17 @@ export const feedEntries = pgTable(
     primaryKey({ name: 'feed_entries_pkey', columns: [t.feedKey, t.entryKey] }),
     index('feed_entries_url_idx').on(t.feedKey, t.url),
   ],
+);
+
+/**
+ * ALTCHA challenges already solved once (issue 26), by their signed nonce: a solution is accepted once, by
+ * whichever process sees it first. Kept until the challenge expires; the dispatcher deletes them after.
+ */
+export const altchaSpent = pgTable(
+  'altcha_spent',
+  {
+    nonce: text('nonce').primaryKey(),
+    expiresAt: ts('expires_at').notNull(),
+  },
+  (t) => [index('altcha_spent_expires_idx').on(t.expiresAt)],
 );

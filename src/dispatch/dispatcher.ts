@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../config.js';
 import type { Db } from '../db/client.js';
+import { pruneStaleSignups } from '../list/erasure.js';
 import type { Logger } from '../log.js';
 import { describeError } from '../log.js';
 import type { Mailer } from '../mail/mailer.js';
@@ -30,6 +31,7 @@ export type DispatcherConfig = Pick<
   | 'leaseMs'
   | 'maxAttempts'
   | 'retryBaseMs'
+  | 'pendingExpiryDays'
 >;
 
 export interface DispatcherDeps {
@@ -59,6 +61,9 @@ export interface Dispatcher {
  */
 const ROUND_MS = 1000;
 
+/** How often a dispatcher looks for stale signups to erase (PENDING_EXPIRY_DAYS); at its start first. */
+const PRUNE_EVERY_MS = 3_600_000;
+
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { db, mailer, renderer, config, log } = deps;
   const id = randomUUID();
@@ -74,6 +79,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   /** A kick that came while a round ran: that round may have looked before the work was there. */
   let kicked = false;
   let lastReap = 0;
+  let lastPrune: number | undefined;
   let renewTimer: ReturnType<typeof setInterval> | undefined;
   let failing = false;
   /** A round failed midway: its leftover claims are still ours (and renewed), to release before claiming more. */
@@ -90,6 +96,17 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     lastReap = Date.now();
     const { released, unknown } = await reapExpiredLeases(db);
     if (released || unknown) log.warn({ msg: 'expired claims reaped', released, unknown });
+  }
+
+  /** Erases the signups never confirmed past PENDING_EXPIRY_DAYS, in batches: one log line per run that erased. */
+  async function prune(): Promise<void> {
+    if (config.pendingExpiryDays === 0) return;
+    if (lastPrune !== undefined && Date.now() - lastPrune < PRUNE_EVERY_MS) return;
+    lastPrune = Date.now();
+    const erased = await pruneStaleSignups(db, config.pendingExpiryDays);
+    // Quiet when nobody was due: on Workers a dispatcher lives one cron minute, and prunes in each.
+    if (erased > 0)
+      log.info({ msg: 'stale signups erased', erased, olderThanDays: config.pendingExpiryDays });
   }
 
   /**
@@ -143,6 +160,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   async function runOnce(): Promise<number> {
     await recorder.flush();
     await reap();
+    await prune();
     const confirmations = await sendConfirmations({ db, mailer, renderer, config, limiter }, () => stopping);
     const deliveries = stopping ? 0 : await sendDeliveries();
     return confirmations + deliveries;

@@ -147,11 +147,18 @@ async function main(argv: string[]): Promise<void> {
 
   let server: { close(callback: () => void): unknown } | undefined;
   if (!workerOnly) {
-    const [{ serve }, { getConnInfo }, { createApp }, { docsAssetsFromPackage }] = await Promise.all([
+    const [
+      { serve },
+      { getConnInfo },
+      { createApp },
+      { docsAssetsFromPackage },
+      { altchaWidgetFromPackage },
+    ] = await Promise.all([
       import('@hono/node-server'),
       import('@hono/node-server/conninfo'),
       import('../app.js'),
       import('./docs-assets.js'),
+      import('./altcha-widget.js'),
     ]);
     const deps: Deps = {
       config,
@@ -161,6 +168,7 @@ async function main(argv: string[]): Promise<void> {
       kick,
       mailer,
       docsAssets: docsAssetsFromPackage(),
+      altchaWidget: altchaWidgetFromPackage(),
       outbox: sendsToOutbox(config)
         ? (await import('../mail/outbox.js')).createOutboxView(outboxFolder(config))
         : undefined,

@@ -13,6 +13,7 @@ import type { Mailer } from '../mail/mailer.js';
 import { createRenderer } from '../mail/render.js';
 import { createResendMailer } from '../mail/resend.js';
 import { createSmtpMailer } from '../mail/smtp.js';
+import { altchaWidgetInWorker } from './worker-altcha.js';
 import { workerTemplates } from './worker-templates.js';
 
 /** What Cloudflare hands the Worker: variables and secrets as strings, and an optional Hyperdrive binding. */
@@ -130,6 +131,7 @@ export default {
         ctx.waitUntil(dispatchSlice(config, KICK_BUDGET_MS));
       },
       peerAddress: (c) => c.req.header('cf-connecting-ip'),
+      altchaWidget: altchaWidgetInWorker,
     };
     try {
       return await createApp(deps).fetch(request);

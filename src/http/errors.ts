@@ -24,6 +24,7 @@ export const errorStatus = {
   invalid_email: 422,
   invalid_input: 422,
   invalid_redirect: 422,
+  verification_failed: 422,
   rate_limited: 429,
   internal: 500,
   certificate_unavailable: 502,
@@ -162,6 +163,7 @@ export function pageVars(deps: Deps): Record<string, unknown> {
     site_url: deps.config.siteUrl,
     public_url: deps.config.publicUrl,
     confirm_hours: Math.round(deps.config.confirmTokenTtlMs / 3_600_000),
+    altcha: Boolean(deps.config.altchaHmacKey),
   };
 }
 

@@ -108,11 +108,11 @@ const detailRoute = createRoute({
   method: 'get',
   path: '/api/subscribers/{subscriber}',
   tags: ['Subscribers'],
-  summary: 'One subscriber, their history, and the essays sent to them',
+  summary: 'One subscriber, the consent on record, their history, and the essays sent to them',
   security,
   request: { params: subscriberRef },
   responses: {
-    200: json(subscriberDetail, 'The subscriber.'),
+    200: json(subscriberDetail, 'The subscriber, with `consent`: each request and its confirmation.'),
     ...errors,
     404: apiError('No subscriber has that id or address.'),
     ...badParameter,
@@ -125,7 +125,7 @@ const eraseRoute = createRoute({
   tags: ['Subscribers'],
   summary: 'Erase a subscriber (right to be forgotten)',
   description:
-    'Their address and name are removed from every table. Their deliveries become anonymous per-essay counts, ' +
+    'Their address, name and consent records are removed from every table. Their deliveries become anonymous per-essay counts, ' +
     'so send-out figures do not change; deliveries not sent yet are skipped.',
   security,
   request: { params: subscriberRef },

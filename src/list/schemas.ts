@@ -132,9 +132,37 @@ export const essayReceived = z
   })
   .openapi('EssayReceived');
 
+/** What was recorded with a subscription request or its confirmation (issue 26). */
+const consentEvidence = {
+  page: z.string().nullable().openapi({
+    description:
+      'The page it came from (Referer: origin and path; else Origin); for a confirmation, the origin.',
+  }),
+  userAgent: z.string().nullable(),
+  ip: z.string().nullable().openapi({ description: 'Recorded only with RECORD_SIGNUP_IP=true.' }),
+  textVersion: z.string().nullable().openapi({
+    description: 'The consent text’s version: CONSENT_TEXT_VERSION, or a hash of the forms’ wording.',
+  }),
+};
+
+export const consentRecord = z
+  .object({
+    requestedAt: z.string().openapi({ format: 'date-time' }),
+    ...consentEvidence,
+    confirmation: z
+      .object({ at: z.string().openapi({ format: 'date-time' }), ...consentEvidence })
+      .nullable()
+      .openapi({ description: 'The confirmation through this request’s link; null while not confirmed.' }),
+  })
+  .openapi('ConsentRecord');
+
 export const subscriberDetail = z
   .object({
     subscriber: subscriberView,
+    consent: z.array(consentRecord).openapi({
+      description:
+        'Each subscription request, oldest first (none for imported subscribers); erasure removes them.',
+    }),
     history: z.array(subscriberEvent),
     essays: z.array(essayReceived).openapi({ description: 'Every essay sent out to them, newest first.' }),
   })

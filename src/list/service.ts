@@ -3,7 +3,7 @@ import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
 import { stopLetters } from '../dispatch/queries.js';
 import { AppError } from '../http/errors.js';
-import { addressKey } from '../http/rate-limit.js';
+import { eraseRows } from './erasure.js';
 import type { ListQuery, SubscriberDetail, SubscriberFilters, SubscriberView } from './schemas.js';
 
 /** The publisher's view of the list: pages of subscribers, one subscriber's story, and erasure. */
@@ -131,7 +131,8 @@ export async function findSubscriber(db: Db, ref: string): Promise<SubscriberVie
 }
 
 /**
- * A subscriber, their history and the essays sent out to them. The history joins the events the lifecycle
+ * A subscriber, the consent on record with each of their requests, their history and the essays sent out to
+ * them. The history joins the events the lifecycle
  * writes with the times kept on the subscriber (which also cover bounces, and rows from before events existed);
  * the same moment recorded both ways shows once. Essays come from the delivery ledger, looked up by its
  * primary key one essay at a time: no index on deliveries(subscriber_id) to slow the fan-out.
@@ -177,8 +178,45 @@ export async function subscriberDetail(db: Db, ref: string): Promise<SubscriberD
         ) d
         order by e.published_at desc, e.id desc`,
   );
+  const consent = await rows<{
+    requestedAt: Date | string;
+    page: string | null;
+    userAgent: string | null;
+    ip: string | null;
+    textVersion: string | null;
+    confirmedAt: Date | string | null;
+    confirmPage: string | null;
+    confirmUserAgent: string | null;
+    confirmIp: string | null;
+    confirmTextVersion: string | null;
+  }>(
+    db,
+    sql`select requested_at as "requestedAt", page, user_agent as "userAgent", ip, text_version as "textVersion",
+               confirmed_at as "confirmedAt", confirm_page as "confirmPage",
+               confirm_user_agent as "confirmUserAgent", confirm_ip as "confirmIp",
+               confirm_text_version as "confirmTextVersion"
+        from confirmations where subscriber_id = ${subscriber.id}
+        order by requested_at, id`,
+  );
   return {
     subscriber,
+    consent: consent.map((r) => ({
+      requestedAt: new Date(r.requestedAt).toISOString(),
+      page: r.page,
+      userAgent: r.userAgent,
+      ip: r.ip,
+      textVersion: r.textVersion,
+      confirmation:
+        r.confirmedAt === null
+          ? null
+          : {
+              at: new Date(r.confirmedAt).toISOString(),
+              page: r.confirmPage,
+              userAgent: r.confirmUserAgent,
+              ip: r.confirmIp,
+              textVersion: r.confirmTextVersion,
+            },
+    })),
     history: history.map((h) => ({ ...h, at: new Date(h.at).toISOString() })),
     essays: essays.map((e) => ({
       ...e,
@@ -203,31 +241,7 @@ export async function eraseSubscriber(db: Db, ref: string): Promise<{ deliveries
     where id = ${subscriber.id} and status in ('pending', 'confirmed')`);
   await stopLetters(db, [subscriber.id]);
   return db.transaction(async (t) => {
-    const tx = t as unknown as Db;
-    // The ledger rows go first, then the subscriber: the order in which the dispatcher's hand-over locks
-    // them (claimForSending), so that the two can't wait on each other.
-    const [folded] = await rows<{ n: number }>(
-      tx,
-      sql`with gone as (
-            delete from deliveries d using essays e
-            where d.essay_id = e.id and d.subscriber_id = ${subscriber.id}
-            returning d.essay_id, case d.status when 'pending' then 'skipped' when 'claimed' then 'skipped'
-                                                when 'sending' then 'unknown' else d.status::text end as status
-          ), counted as (
-            insert into erased_deliveries (essay_id, status, count)
-            select essay_id, status::delivery_status, count(*)::int from gone group by essay_id, status
-            on conflict (essay_id, status) do update set count = erased_deliveries.count + excluded.count
-          )
-          select count(*)::int as n from gone`,
-    );
-    const [erased] = await rows<{ email: string }>(
-      tx,
-      sql`delete from subscribers where id = ${subscriber.id} returning email`,
-    );
-    if (!erased) return { deliveries: 0 };
-    await tx.execute(
-      sql`delete from rate_limits where key = ${`subscribe-address:${addressKey(erased.email)}`}`,
-    );
-    return { deliveries: Number(folded?.n ?? 0) };
+    const { deliveries } = await eraseRows(t as unknown as Db, [subscriber.id]);
+    return { deliveries };
   });
 }

@@ -22,6 +22,16 @@ export const EXPORT_COLUMNS = [
   'confirmed_at',
   'unsubscribed_at',
   'bounced_at',
+  // Consent on record (issue 26): the confirmed request's, else the latest one's.
+  'consent_requested_at',
+  'consent_page',
+  'consent_user_agent',
+  'consent_ip',
+  'consent_text_version',
+  'consent_confirm_page',
+  'consent_confirm_user_agent',
+  'consent_confirm_ip',
+  'consent_confirm_text_version',
 ] as const;
 
 const EXPORT_BATCH = 5000;
@@ -67,11 +77,29 @@ export function exportCsv(db: Db, filters: SubscriberFilters): ReadableStream<Ui
           confirmedAt: Date | string | null;
           unsubscribedAt: Date | string | null;
           bouncedAt: Date | string | null;
+          requestedAt: Date | string | null;
+          page: string | null;
+          userAgent: string | null;
+          ip: string | null;
+          textVersion: string | null;
+          confirmPage: string | null;
+          confirmUserAgent: string | null;
+          confirmIp: string | null;
+          confirmTextVersion: string | null;
         }>(
           db,
-          sql`select ${subscriberColumns} from subscribers
-              where ${sql.join([...conditions, sql`id > ${after}`], sql` and `)}
-              order by id limit ${EXPORT_BATCH}`,
+          sql`select s.*, k.requested_at as "requestedAt", k.page, k.user_agent as "userAgent", k.ip,
+                     k.text_version as "textVersion", k.confirm_page as "confirmPage",
+                     k.confirm_user_agent as "confirmUserAgent", k.confirm_ip as "confirmIp",
+                     k.confirm_text_version as "confirmTextVersion"
+              from (select ${subscriberColumns} from subscribers
+                    where ${sql.join([...conditions, sql`id > ${after}`], sql` and `)}
+                    order by id limit ${EXPORT_BATCH}) s
+              left join lateral (
+                select * from confirmations c where c.subscriber_id = s.id
+                order by c.confirmed_at is null, c.requested_at desc, c.id desc limit 1
+              ) k on true
+              order by s.id`,
         );
         if (batch.length === 0) {
           controller.close();
@@ -87,6 +115,15 @@ export function exportCsv(db: Db, filters: SubscriberFilters): ReadableStream<Ui
             iso(r.confirmedAt),
             iso(r.unsubscribedAt),
             iso(r.bouncedAt),
+            iso(r.requestedAt),
+            field(guardFormula(r.page)),
+            field(guardFormula(r.userAgent)),
+            field(r.ip),
+            field(guardFormula(r.textVersion)),
+            field(guardFormula(r.confirmPage)),
+            field(guardFormula(r.confirmUserAgent)),
+            field(r.confirmIp),
+            field(guardFormula(r.confirmTextVersion)),
           ].join(',')}\r\n`;
         }
         after = Number(batch[batch.length - 1]?.id);

@@ -16,6 +16,9 @@ import {
   withRetryAfter,
 } from '../http/openapi.js';
 import { addressKey, hitLimits } from '../http/rate-limit.js';
+import { newChallenge, spendSolution } from './altcha.js';
+import { consentOf, consentTextVersion } from './consent.js';
+import { isDisposableAddress } from './disposable.js';
 import {
   checkConfirmationLink,
   checkUnsubscribeLink,
@@ -39,6 +42,14 @@ const subscription = subscribeInput
     redirect: z.string().optional().openapi({
       description: 'Form posts: where to send the reader after (an ALLOWED_ORIGINS address).',
     }),
+    altcha: z
+      .string()
+      .optional()
+      .openapi({
+        description:
+          'With ALTCHA_HMAC_KEY set, required: the ALTCHA widget’s payload (base64 JSON of a challenge from ' +
+          'GET /altcha and its solution), accepted once.',
+      }),
   })
   .openapi('Subscription');
 
@@ -90,11 +101,44 @@ const subscribeRoute = createRoute({
     400: readerError('Unreadable JSON (`malformed_json`) or form, or too many fields (`bad_request`).'),
     ...tooLarge(readerError),
     415: readerError('Neither JSON nor a form (`unsupported_media_type`).'),
-    422: readerError('`invalid_email`, `invalid_input` or `invalid_redirect`; the message says what to fix.'),
+    422: readerError(
+      '`invalid_email`, `invalid_input`, `invalid_redirect`, or `verification_failed` (ALTCHA on: the `altcha` ' +
+        'field missing, wrong, expired or used before); the message says what to fix.',
+    ),
     429: withRetryAfter(
       readerError('Too many attempts from this client or for this address (`rate_limited`).'),
     ),
     ...unavailable(readerError),
+  },
+});
+
+/** altcha-lib's default (v2) challenge, as GET /altcha answers it. */
+const altchaChallenge = z
+  .object({
+    parameters: z.object({
+      algorithm: z.literal('PBKDF2/SHA-256'),
+      nonce: z.string(),
+      salt: z.string(),
+      cost: z.number().int(),
+      keyLength: z.number().int(),
+      keyPrefix: z.string(),
+      expiresAt: z.number().int().openapi({ description: 'Unix time (seconds).' }),
+    }),
+    signature: z.string(),
+  })
+  .openapi('AltchaChallenge');
+
+const altchaRoute = createRoute({
+  method: 'get',
+  path: '/altcha',
+  tags: ['Readers'],
+  summary: 'A proof-of-work challenge for the ALTCHA widget (with ALTCHA_HMAC_KEY set)',
+  description:
+    'altcha-lib’s default (v2) format, signed by the service, valid for ALTCHA_EXPIRES_SECONDS; its solution ' +
+    'goes in the `altcha` field of POST /subscribe. Off (404) while ALTCHA_HMAC_KEY is unset.',
+  responses: {
+    200: json(altchaChallenge, 'A fresh challenge (never cached).'),
+    404: readerError('ALTCHA is off (`not_found`).'),
   },
 });
 
@@ -190,8 +234,17 @@ export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
   app.openAPIRegistry.register('OneClickUnsubscribe', oneClick);
   const { config } = deps;
   const allowed = new Set([new URL(config.publicUrl).origin, ...config.allowedOrigins]);
+  const textVersion = consentTextVersion(config, deps.renderer);
 
   app.use('/subscribe', subscribeCors(config.allowedOrigins));
+  app.use('/altcha', cors({ origin: (origin) => (config.allowedOrigins.includes(origin) ? origin : null) }));
+
+  app.openapi(altchaRoute, async (c) => {
+    if (!config.altchaHmacKey) throw new AppError('not_found', 'Proof of work is off on this service.');
+    c.header('Cache-Control', 'no-store');
+    const challenge = await newChallenge(config.altchaHmacKey, config.altchaExpiresSeconds);
+    return c.json(challenge as z.infer<typeof altchaChallenge>, 200);
+  });
 
   app.openapi(subscribeRoute, async (c) => {
     const fields = await readFields(c);
@@ -207,6 +260,14 @@ export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       if (issue?.path[0] === 'email') throw new AppError('invalid_email', issue.message);
       throw inputError(parsed.error.issues);
     }
+    if (config.blockDisposableDomains && isDisposableAddress(parsed.data.email)) {
+      throw new AppError(
+        'invalid_email',
+        'That address is at a throwaway email service, and this newsletter only goes to addresses people keep. Please use your usual address.',
+      );
+    }
+    // Before the rate limits: a bot's posts without a solution don't use up a real reader's attempts.
+    if (config.altchaHmacKey) await spendSolution(deps.database.db, config.altchaHmacKey, fields.altcha);
     const verdict = await hitLimits(deps.database.db, [
       {
         key: `subscribe-ip:${clientIp(c)}`,
@@ -228,7 +289,7 @@ export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
         verdict.retryAfter,
       );
     }
-    await subscribe(deps.database.db, parsed.data);
+    await subscribe(deps.database.db, parsed.data, consentOf(c, textVersion));
     deps.kick?.();
     return accepted(c, redirect);
   });
@@ -247,7 +308,7 @@ export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
   });
 
   app.openapi(confirmRoute, async (c) => {
-    await confirm(deps.database.db, c.req.param('token'));
+    await confirm(deps.database.db, c.req.param('token'), consentOf(c, textVersion, true));
     if (wantsJson(c)) return c.json({ status: 'confirmed' });
     return page(c, 'confirmed');
   });

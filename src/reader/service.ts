@@ -35,13 +35,26 @@ export const subscribeInput = z.object({
 export type SubscribeInput = z.infer<typeof subscribeInput>;
 
 /**
+ * What is kept as evidence of consent with a subscription request and its confirmation (issue 26): the page
+ * it came from, the user agent, the IP (only with RECORD_SIGNUP_IP=true) and the consent text's version.
+ */
+export interface Consent {
+  page: string | null;
+  userAgent: string | null;
+  ip: string | null;
+  textVersion: string | null;
+}
+
+const noConsent: Consent = { page: null, userAgent: null, ip: null, textVersion: null };
+
+/**
  * Records a request to subscribe. Whatever the address's state, this is the same two writes (upsert the
  * subscriber, queue a confirmation request), so the answer and its timing reveal nothing; the dispatcher
  * decides later whether a confirmation email is due. The name waits on the confirmation request: whoever
  * typed it, it reaches the subscriber only when the owner of the address confirms.
  */
-export async function subscribe(db: Db, input: SubscribeInput): Promise<void> {
-  await recordSubscriptions(db, { email: input.email, name: input.name ?? null });
+export async function subscribe(db: Db, input: SubscribeInput, consent: Consent = noConsent): Promise<void> {
+  await recordSubscriptions(db, { email: input.email, name: input.name ?? null, ...consent });
 }
 
 /**
@@ -51,7 +64,7 @@ export async function subscribe(db: Db, input: SubscribeInput): Promise<void> {
  * confirmation) for each time, as one after the other would give.
  */
 const recordSubscriptions = coalesced(
-  async (db: Db, requests: { email: string; name: string | null }[]): Promise<undefined[]> => {
+  async (db: Db, requests: ({ email: string; name: string | null } & Consent)[]): Promise<undefined[]> => {
     const subscribers = new Map<string, { email: string; token: string }>();
     const tokens = newTokens(requests.length);
     for (const [i, { email }] of requests.entries()) {
@@ -69,8 +82,8 @@ const recordSubscriptions = coalesced(
 /**
  * `subscribers`: [{email, token}], one per address (an upsert can't touch a row twice; should two
  * spellings still meet, the batch fails and each is written alone), in one order so that two processes
- * never wait on each other's rows in a cycle. `requests`: [{email, name}], one per subscription: an
- * event and a confirmation request each.
+ * never wait on each other's rows in a cycle. `requests`: [{email, name, ...Consent}], one per subscription:
+ * an event and a confirmation request (with its consent on record) each.
  */
 const recordSubscription = (db: Db, values: { subscribers: string; requests: string }) =>
   db.execute(
@@ -82,19 +95,20 @@ const recordSubscription = (db: Db, values: { subscribers: string; requests: str
       on conflict ((lower(email))) do update set updated_at = now()
       returning id, lower(email) as key
     ), request as (
-      select s.id, r.name, r.n
-      from rows from (json_to_recordset(${values.requests}::json) as (email text, name text))
-        with ordinality as r(email, name, n)
+      select s.id, r.name, r.page, r."userAgent", r.ip, r."textVersion", r.n
+      from rows from (json_to_recordset(${values.requests}::json)
+                        as (email text, name text, page text, "userAgent" text, ip text, "textVersion" text))
+        with ordinality as r(email, name, page, "userAgent", ip, "textVersion", n)
       join subscriber s on s.key = lower(r.email)
     ), event as (
       insert into subscriber_events (subscriber_id, kind) select id, 'subscribed' from request order by n
     )
-    insert into confirmations (subscriber_id, name)
-    select id, name from request order by n`,
+    insert into confirmations (subscriber_id, name, page, user_agent, ip, text_version)
+    select id, name, page, "userAgent", ip, "textVersion" from request order by n`,
   );
 
-/** Confirms the address behind a confirmation token; confirming twice is fine. */
-export async function confirm(db: Db, token: string): Promise<void> {
+/** Confirms the address behind a confirmation token, keeping the consent given; confirming twice is fine. */
+export async function confirm(db: Db, token: string, consent: Consent = noConsent): Promise<void> {
   if (!isTokenShape(token)) throw invalidLink();
   const hash = hashToken(token);
   await db.transaction(async (tx) => {
@@ -119,7 +133,11 @@ export async function confirm(db: Db, token: string): Promise<void> {
       throw usedLink();
     }
     if (found.expired) throw expiredLink();
-    await tx.execute(sql`update confirmations set confirmed_at = now() where id = ${found.id}`);
+    await tx.execute(sql`
+      update confirmations
+      set confirmed_at = now(), confirm_page = ${consent.page}, confirm_user_agent = ${consent.userAgent},
+          confirm_ip = ${consent.ip}, confirm_text_version = ${consent.textVersion}
+      where id = ${found.id}`);
     await tx.execute(sql`
       update subscribers s
       set status = 'confirmed', confirmed_at = now(), unsubscribed_at = null, bounced_at = null, updated_at = now(),

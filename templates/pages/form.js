@@ -1,6 +1,10 @@
 // oneletter's subscription form, progressively enhanced: served as /form.js for the site's page.
 // Without this script (or when the site's origin is not in ALLOWED_ORIGINS) the form posts as plain HTML.
 (() => {
+  // Where this script was loaded from: the service, whose files the ALTCHA widget comes from too.
+  const base = new URL('.', document.currentScript?.src || location.href);
+  if (document.querySelector('altcha-widget')) loadAltcha();
+
   const success = 'Almost done: check your inbox and open the link we sent to confirm.';
   const failure = 'That did not work. Please try again in a moment.';
 
@@ -35,6 +39,8 @@
         if (email) email.setAttribute('aria-invalid', String(body.error?.code === 'invalid_email'));
         if (ok) form.reset();
         else email?.focus();
+        // A solution is taken once: the next attempt needs a new one.
+        form.querySelector('altcha-widget')?.reset?.();
       } catch {
         form.submit();
       } finally {
@@ -46,5 +52,25 @@
       status.textContent = text;
       status.dataset.state = state;
     }
+  }
+
+  /**
+   * ALTCHA on (the forms hold an <altcha-widget>): the widget, its styles and its proof-of-work worker, all
+   * from the service. A worker must come from the page's own origin: on the site's pages, from a copy of
+   * the service's file (a blob: URL; the site's CSP, if any, must allow worker-src blob:).
+   */
+  async function loadAltcha() {
+    const css = document.createElement('link');
+    css.rel = 'stylesheet';
+    css.href = new URL('altcha/widget.css', base).href;
+    document.head.append(css);
+    const worker = new URL('altcha/worker.js', base);
+    let workerUrl = worker.origin === location.origin ? worker.href : undefined;
+    const createWorker = async () => {
+      workerUrl ??= URL.createObjectURL(await (await fetch(worker)).blob());
+      return new Worker(workerUrl);
+    };
+    await import(new URL('altcha/widget.js', base).href);
+    globalThis.$altcha.algorithms.set('PBKDF2/SHA-256', createWorker);
   }
 })();

@@ -5,6 +5,7 @@ import { parseConfig } from '../../src/config.js';
 import type { Deps } from '../../src/deps.js';
 import type { Dispatcher } from '../../src/dispatch/dispatcher.js';
 import { createDispatcher } from '../../src/dispatch/dispatcher.js';
+import { altchaWidgetFromPackage } from '../../src/entry/altcha-widget.js';
 import { docsAssetsFromPackage } from '../../src/entry/docs-assets.js';
 import type { SubscriberDetail } from '../../src/list/schemas.js';
 import { silentLogger } from '../../src/log.js';
@@ -75,6 +76,7 @@ export async function createTestService(
     log: silentLogger,
     docsAssets: docsAssetsFromPackage(),
     mailer,
+    altchaWidget: altchaWidgetFromPackage(),
     ...deps,
   });
   return {
