@@ -11,6 +11,7 @@ export const SLOW_TESTS = [
   'tests/worker.test.ts',
   'tests/webhook.ses.workers.test.ts',
   'tests/worker.altcha.test.ts',
+  'tests/webhook.providers.workers.test.ts',
   // The service and the CLI as separate processes (node --import tsx src/entry/…).
   'tests/*.process.test.ts',
   'tests/*.cli.test.ts',
