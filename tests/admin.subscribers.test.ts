@@ -205,7 +205,9 @@ describe('the dashboard’s subscriber list', () => {
     const text = await exported.text();
     const lines = text.trim().split('\r\n');
     // The export's columns, with the consent on record (issue 26) after the subscriber's own.
-    expect(lines[0]).toMatch(/^email,name,status,created_at,confirmed_at,unsubscribed_at,bounced_at,consent_requested_at,/);
+    expect(lines[0]).toMatch(
+      /^email,name,status,created_at,confirmed_at,unsubscribed_at,bounced_at,consent_requested_at,/,
+    );
     const total = await count(s, sql`select count(*)::int as n from subscribers`);
     expect(lines.length - 1).toBe(total);
     expect(text).toContain('new-one@example.org,New One,confirmed,');
