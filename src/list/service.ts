@@ -3,6 +3,8 @@ import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
 import { stopLetters } from '../dispatch/queries.js';
 import { AppError } from '../http/errors.js';
+import type { ConsentRow } from '../reader/consent.js';
+import { consentColumns } from '../reader/consent.js';
 import { eraseRows } from './erasure.js';
 import type { ListQuery, SubscriberDetail, SubscriberFilters, SubscriberView } from './schemas.js';
 
@@ -178,25 +180,11 @@ export async function subscriberDetail(db: Db, ref: string): Promise<SubscriberD
         ) d
         order by e.published_at desc, e.id desc`,
   );
-  const consent = await rows<{
-    requestedAt: Date | string;
-    page: string | null;
-    userAgent: string | null;
-    ip: string | null;
-    textVersion: string | null;
-    confirmedAt: Date | string | null;
-    confirmPage: string | null;
-    confirmUserAgent: string | null;
-    confirmIp: string | null;
-    confirmTextVersion: string | null;
-  }>(
+  const consent = await rows<ConsentRow & { requestedAt: Date | string; confirmedAt: Date | string | null }>(
     db,
-    sql`select requested_at as "requestedAt", page, user_agent as "userAgent", ip, text_version as "textVersion",
-               confirmed_at as "confirmedAt", confirm_page as "confirmPage",
-               confirm_user_agent as "confirmUserAgent", confirm_ip as "confirmIp",
-               confirm_text_version as "confirmTextVersion"
-        from confirmations where subscriber_id = ${subscriber.id}
-        order by requested_at, id`,
+    sql`select ${consentColumns('c')}, c.confirmed_at as "confirmedAt"
+        from confirmations c where c.subscriber_id = ${subscriber.id}
+        order by c.requested_at, c.id`,
   );
   return {
     subscriber,

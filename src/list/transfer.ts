@@ -3,6 +3,8 @@ import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
 import type { SubscriberStatus } from '../db/schema.js';
 import { AppError } from '../http/errors.js';
+import type { ConsentRow } from '../reader/consent.js';
+import { consentColumns } from '../reader/consent.js';
 import { emailSchema, subscribeInput } from '../reader/service.js';
 import { newToken } from '../tokens.js';
 import { csvRecords } from './csv.js';
@@ -68,30 +70,20 @@ export function exportCsv(db: Db, filters: SubscriberFilters): ReadableStream<Ui
           controller.enqueue(encoder.encode(`${EXPORT_COLUMNS.join(',')}\r\n`));
           return;
         }
-        const batch = await rows<{
-          id: number;
-          email: string;
-          name: string | null;
-          status: string;
-          createdAt: Date | string;
-          confirmedAt: Date | string | null;
-          unsubscribedAt: Date | string | null;
-          bouncedAt: Date | string | null;
-          requestedAt: Date | string | null;
-          page: string | null;
-          userAgent: string | null;
-          ip: string | null;
-          textVersion: string | null;
-          confirmPage: string | null;
-          confirmUserAgent: string | null;
-          confirmIp: string | null;
-          confirmTextVersion: string | null;
-        }>(
+        const batch = await rows<
+          ConsentRow & {
+            id: number;
+            email: string;
+            name: string | null;
+            status: string;
+            createdAt: Date | string;
+            confirmedAt: Date | string | null;
+            unsubscribedAt: Date | string | null;
+            bouncedAt: Date | string | null;
+          }
+        >(
           db,
-          sql`select s.*, k.requested_at as "requestedAt", k.page, k.user_agent as "userAgent", k.ip,
-                     k.text_version as "textVersion", k.confirm_page as "confirmPage",
-                     k.confirm_user_agent as "confirmUserAgent", k.confirm_ip as "confirmIp",
-                     k.confirm_text_version as "confirmTextVersion"
+          sql`select s.*, ${consentColumns('k')}
               from (select ${subscriberColumns} from subscribers
                     where ${sql.join([...conditions, sql`id > ${after}`], sql` and `)}
                     order by id limit ${EXPORT_BATCH}) s

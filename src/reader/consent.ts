@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { type SQL, sql } from 'drizzle-orm';
 import type { Context } from 'hono';
 import type { Config } from '../config.js';
 import type { AppEnv } from '../deps.js';
@@ -50,4 +51,27 @@ function parseHttpUrl(value: string | undefined): URL | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A confirmation row's consent as the list reads it (the API's detail, the export). */
+export interface ConsentRow {
+  requestedAt: Date | string | null;
+  page: string | null;
+  userAgent: string | null;
+  ip: string | null;
+  textVersion: string | null;
+  confirmPage: string | null;
+  confirmUserAgent: string | null;
+  confirmIp: string | null;
+  confirmTextVersion: string | null;
+}
+
+/** The select list of a ConsentRow from the confirmations row named `alias` (a name of ours, not input). */
+export function consentColumns(alias: 'c' | 'k'): SQL {
+  return sql.raw(
+    `${alias}.requested_at as "requestedAt", ${alias}.page, ${alias}.user_agent as "userAgent", ${alias}.ip,
+     ${alias}.text_version as "textVersion", ${alias}.confirm_page as "confirmPage",
+     ${alias}.confirm_user_agent as "confirmUserAgent", ${alias}.confirm_ip as "confirmIp",
+     ${alias}.confirm_text_version as "confirmTextVersion"`,
+  );
 }
