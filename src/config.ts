@@ -180,6 +180,12 @@ const settings = z.object({
   ),
   /** How long a challenge can be solved and sent. */
   altchaExpiresSeconds: fromEnv('ALTCHA_EXPIRES_SECONDS', int(30, 86_400).default(600)),
+  /**
+   * The difficulty of a challenge: each asks for a counter drawn from a quarter of this up to it, and its
+   * solver derives that many keys (PBKDF2, 1,000 iterations each). Checking a solution costs the service
+   * one key whatever the counter.
+   */
+  altchaMaxCounter: fromEnv('ALTCHA_MAX_COUNTER', int(1, 1_000_000).default(200)),
   /** Keep the client's IP with each subscription request and confirmation, as consent evidence. */
   recordSignupIp: fromEnv('RECORD_SIGNUP_IP', bool.default(false)),
   /** The version of the consent text the site's form shows; unset: a hash of the forms in templates/. */

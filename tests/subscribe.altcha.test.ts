@@ -64,6 +64,31 @@ describe('with ALTCHA_HMAC_KEY set', () => {
     expect(expiresIn).toBeLessThanOrEqual(600);
   });
 
+  it('asks for a counter from 50 to 200 by default (ALTCHA_MAX_COUNTER), from a quarter of the setting to it', async () => {
+    const counters = async (app: { request: TestService['app']['request'] }) => {
+      const found: number[] = [];
+      for (let i = 0; i < 8; i++) {
+        const { solution } = JSON.parse(atob(await solve(await fetchChallenge(app))));
+        found.push(solution.counter);
+      }
+      return found;
+    };
+    for (const counter of await counters(s.app)) {
+      expect(counter).toBeGreaterThanOrEqual(50);
+      expect(counter).toBeLessThanOrEqual(200);
+    }
+    const easy = createApp({
+      config: { ...s.config, altchaMaxCounter: 8 },
+      database: s.database,
+      renderer: createRenderer(loadTemplates()),
+      log: silentLogger,
+    });
+    for (const counter of await counters(easy)) {
+      expect(counter).toBeGreaterThanOrEqual(2);
+      expect(counter).toBeLessThanOrEqual(8);
+    }
+  });
+
   it('accepts a solved challenge once, and refuses it the second time, from this app or another', async () => {
     const payload = await solve(await fetchChallenge(s.app));
     const first = await postJson(s, '/subscribe', { email: 'solved@example.org', altcha: payload });

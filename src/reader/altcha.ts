@@ -10,20 +10,26 @@ import { AppError } from '../http/errors.js';
  * ALTCHA proof of work (issue 26), in altcha-lib's default (v2) format: PBKDF2/SHA-256 through WebCrypto
  * (the same on Node and Workers). The counter is fixed in the signed challenge, so the work is known: the
  * solver derives COST-iteration keys from 0 up to it. Measured with altcha-lib's solver on one core of the
- * test machine: ~0.8 ms a key, so 50–200 keys are 40–170 ms; a phone's few cores in the widget's workers
- * stay well under a second, and a bot pays that for every address. Checking one costs a single key (~1 ms).
+ * test machine: ~0.8 ms a key, so at the default ALTCHA_MAX_COUNTER (200: counters of 50–200) 40–170 ms; a
+ * phone's few cores in the widget's workers stay well under a second, and a bot pays that for every
+ * address. Checking one costs a single key (~1 ms), whatever the counter: issuing one, too.
  */
 const ALGORITHM = 'PBKDF2/SHA-256';
 const COST = 1000;
-const COUNTER_MIN = 50;
-const COUNTER_MAX = 200;
 
-/** A fresh challenge signed with ALTCHA_HMAC_KEY, valid for ALTCHA_EXPIRES_SECONDS. */
-export function newChallenge(hmacKey: string, expiresSeconds: number): Promise<Challenge> {
+/**
+ * A fresh challenge signed with ALTCHA_HMAC_KEY, valid for ALTCHA_EXPIRES_SECONDS, its counter from a
+ * quarter of ALTCHA_MAX_COUNTER up to it.
+ */
+export function newChallenge(
+  hmacKey: string,
+  expiresSeconds: number,
+  maxCounter: number,
+): Promise<Challenge> {
   return createChallenge({
     algorithm: ALGORITHM,
     cost: COST,
-    counter: randomInt(COUNTER_MAX, COUNTER_MIN),
+    counter: randomInt(maxCounter, Math.floor(maxCounter / 4)),
     deriveKey,
     hmacSignatureSecret: hmacKey,
     expiresAt: new Date(Date.now() + expiresSeconds * 1000),

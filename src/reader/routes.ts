@@ -242,7 +242,11 @@ export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
   app.openapi(altchaRoute, async (c) => {
     if (!config.altchaHmacKey) throw new AppError('not_found', 'Proof of work is off on this service.');
     c.header('Cache-Control', 'no-store');
-    const challenge = await newChallenge(config.altchaHmacKey, config.altchaExpiresSeconds);
+    const challenge = await newChallenge(
+      config.altchaHmacKey,
+      config.altchaExpiresSeconds,
+      config.altchaMaxCounter,
+    );
     return c.json(challenge as z.infer<typeof altchaChallenge>, 200);
   });
 
