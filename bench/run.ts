@@ -3,15 +3,17 @@
  *   npm run bench                      send-out at 10k, 100k and 1M, under kills, POST /subscribe, tools
  *   npm run bench -- --quick           a few seconds: 2,000 subscribers, 1 s load runs (a smoke test);
  *                                      no kills unless --only=kills says so (2,000 subscribers, 2 kills)
- *   npm run bench -- --sizes=10000,100000 --only=sendout|kills|subscribe|publisher-tools --duration=10
+ *   npm run bench -- --sizes=10000,100000 --only=sendout|kills|subscribe|altcha|publisher-tools --duration=10
  *   (--only takes a list too: --only=sendout,kills)
  *   Publisher tools (import, export, list pages) run at 100k and 1M unless --sizes is given;
  *   --import-max=100000 caps the rows imported (the list and export still use N).
  *   --dispatchers=2 sends each send-out with that many dispatcher processes (default 1).
  *   --kills=10 --kill-size=20000 --kill-dispatchers=3: the send-out under kills, one dispatcher SIGKILLed
  *   every 0.5–1 s and replaced, K times, at that many subscribers (LEASE_SECONDS=2).
+ *   POST /subscribe with ALTCHA off and on (--only=altcha): --altcha-requests=3000 a timed run (100 with
+ *   --quick), --rounds=3 by default (1 with --quick), each round both ways in turn.
  *   --compare=<git ref> measures that version too (checked out and built beside this one), the send-out,
- *   the send-out under kills and POST /subscribe, alternating runs of the two (--rounds=2 by default; a
+ *   the send-out under kills, POST /subscribe and POST /subscribe with ALTCHA off and on, alternating runs of the two (--rounds=2 by default; a
  *   send-out on a fresh database each run, POST /subscribe with both servers up, taking turns scenario by
  *   scenario).
  * Needs the local PostgreSQL server (TEST_DATABASE_URL, as the tests) and Postfix's smtp-sink/smtp-source.
@@ -20,6 +22,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
+import type { AltchaResult } from './altcha.js';
+import { ALTCHA_SCENARIO_LABELS, ALTCHA_SCENARIOS, meanTimed, measureAltcha } from './altcha.js';
 import type { KillsResult } from './kills.js';
 import { LEASE_SECONDS, measureKills } from './kills.js';
 import type { PublisherToolsResult } from './publisher-tools.js';
@@ -48,6 +52,8 @@ const rounds = Math.max(1, Number(flag('rounds') ?? (compareRef ? 2 : 1)));
 const kills = Math.max(1, Number(flag('kills') ?? (quick ? 2 : 10)));
 const killSize = Number(flag('kill-size') ?? (quick ? 2000 : 20_000));
 const killDispatchers = Math.max(2, Number(flag('kill-dispatchers') ?? 3));
+const altchaRequests = Math.max(1, Number(flag('altcha-requests') ?? (quick ? 100 : 3000)));
+const altchaRounds = Math.max(1, Number(flag('rounds') ?? (quick ? 1 : 3)));
 const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
 
 /** Figures as the tables print them. */
@@ -80,6 +86,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 const sendout: SendoutResult[] = [];
 const killRuns: KillsResult[] = [];
 let subscribe: SubscribeResult | undefined;
+let altcha: AltchaResult | undefined;
 const publisherTools: PublisherToolsResult[] = [];
 let failure: unknown;
 try {
@@ -109,14 +116,24 @@ try {
       }
     }
   }
+  // A failure in these still leaves the send-out figures printed and written.
+  const failed = (error: unknown) => {
+    failure = error;
+    return undefined;
+  };
   if (runs('subscribe')) {
-    // A failure here still leaves the send-out figures printed and written.
     subscribe = await measureSubscribe({ durationSeconds, connections: 50, versions, rounds, log }).catch(
-      (error) => {
-        failure = error;
-        return undefined;
-      },
+      failed,
     );
+  }
+  if (runs('altcha')) {
+    altcha = await measureAltcha({
+      requests: altchaRequests,
+      connections: 50,
+      versions,
+      rounds: altchaRounds,
+      log,
+    }).catch(failed);
   }
 } finally {
   await removeBaseline();
@@ -143,6 +160,7 @@ const json = JSON.stringify(
     sendout,
     kills: killRuns,
     subscribe,
+    altcha,
     publisherTools,
     table,
   },
@@ -154,7 +172,7 @@ await writeFile(file, json);
 await writeFile(join(dir, quick ? 'latest-quick.json' : 'latest.json'), json);
 process.stdout.write(`\nwritten to ${file}\n`);
 if (failure) {
-  process.stderr.write(`the POST /subscribe benchmark failed: ${(failure as Error).stack ?? failure}\n`);
+  process.stderr.write(`a POST /subscribe benchmark failed: ${(failure as Error).stack ?? failure}\n`);
   process.exit(1);
 }
 for (const r of sendout.filter((r) => !r.correct)) {
@@ -261,6 +279,7 @@ function render(): string {
     );
     if (baselineLabel) out.push(...renderSubscribeComparison(s, baselineLabel));
   }
+  if (altcha) out.push(...renderAltcha(altcha));
   if (publisherTools.length) {
     out.push('', '### Publisher tools (PostgreSQL, through the app in memory)', '');
     out.push(
@@ -340,6 +359,57 @@ function renderSubscribeComparison(s: SubscribeResult, other: string): string[] 
       );
     for (let round = 1; round <= rounds; round++) row(String(round), of(mine, round), of(other, round));
     if (rounds > 1) row('mean', of(mine), of(other));
+  }
+  return out;
+}
+
+/** POST /subscribe with ALTCHA off and on, by round and their mean, each version's; then GET /altcha. */
+function renderAltcha(a: AltchaResult): string[] {
+  const labels = [...new Set(a.runs.map((r) => r.service))];
+  const out = [
+    '',
+    `### POST /subscribe with ALTCHA off and on (PostgreSQL, ${a.connections} connections, ${f(a.requests)} requests a run, each on its own fresh database, taking turns)`,
+    '',
+    `ALTCHA on: every POST carries a payload of its own, fetched from GET /altcha and solved with altcha-lib's solver before the timed runs (${f(a.solveMsPerPayload, 1)} ms a payload, wall clock), at ALTCHA_MAX_COUNTER=${a.maxCounter} (counters of ${Math.floor(a.maxCounter / 4)}–${a.maxCounter}; the default, 200, asks for 50–200), PBKDF2/SHA-256 at cost 1000 as in production. The server's check derives one key whatever the counter: verifySolution in this process, ${f(a.verifyMs.low, 2)} ms a call at counters of 0–1, ${f(a.verifyMs.default, 2)} ms at 50–200.`,
+    '',
+    `|${labels.length > 1 ? ' version |' : ''} body | round | off req/s | median / p95 ms | CPU µs/req server / PostgreSQL | on req/s | median / p95 ms | CPU µs/req server / PostgreSQL | on / off req/s | on / off median | on − off server CPU µs/req |`,
+    `|${labels.length > 1 ? '---|' : ''}---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
+  ];
+  const cpu = (l: ReturnType<typeof meanTimed>) =>
+    `${f(l.cpuPerRequestUs.server)} / ${f(l.cpuPerRequestUs.postgres)}`;
+  const unexpected = (l: ReturnType<typeof meanTimed>) =>
+    l.unexpected ? ` (${f(l.unexpected)} unexpected)` : '';
+  for (const label of labels) {
+    for (const scenario of ALTCHA_SCENARIOS) {
+      const of = (mode: 'off' | 'on', round?: number) =>
+        meanTimed(
+          a.runs
+            .filter((r) => r.service === label && r.scenario === scenario && r.mode === mode)
+            .filter((r) => round === undefined || r.round === round)
+            .map((r) => r.load),
+        );
+      const row = (round: string, off: ReturnType<typeof of>, on: ReturnType<typeof of>) =>
+        out.push(
+          `|${labels.length > 1 ? ` ${label} |` : ''} ${ALTCHA_SCENARIO_LABELS[scenario]} | ${round} | ${f(off.requestsPerSecond)}${unexpected(off)} | ${f(off.medianMs, 1)} / ${f(off.p95Ms, 1)} | ${cpu(off)} | ${f(on.requestsPerSecond)}${unexpected(on)} | ${f(on.medianMs, 1)} / ${f(on.p95Ms, 1)} | ${cpu(on)} | ${x(on.requestsPerSecond, off.requestsPerSecond)} | ${x(on.medianMs, off.medianMs)} | ${f(on.cpuPerRequestUs.server - off.cpuPerRequestUs.server)} |`,
+        );
+      for (let round = 1; round <= altchaRounds; round++)
+        row(String(round), of('off', round), of('on', round));
+      if (altchaRounds > 1) row('mean', of('off'), of('on'));
+    }
+  }
+  out.push(
+    '',
+    `|${labels.length > 1 ? ' version |' : ''} GET /altcha (issuing a challenge) | round | req/s | median / p95 ms | CPU µs/req server |`,
+    `|${labels.length > 1 ? '---|' : ''}---|---|---:|---:|---:|`,
+  );
+  for (const label of labels) {
+    const challenges = a.runs.filter((r) => r.service === label && r.scenario === 'challenge');
+    const row = (round: string, l: ReturnType<typeof meanTimed>) =>
+      out.push(
+        `|${labels.length > 1 ? ` ${label} |` : ''} ALTCHA on | ${round} | ${f(l.requestsPerSecond)}${unexpected(l)} | ${f(l.medianMs, 1)} / ${f(l.p95Ms, 1)} | ${f(l.cpuPerRequestUs.server)} |`,
+      );
+    for (const r of challenges) row(String(r.round), r.load);
+    if (challenges.length > 1) row('mean', meanTimed(challenges.map((r) => r.load)));
   }
   return out;
 }

@@ -147,20 +147,23 @@ async function withServer<T>(
   }
 }
 
+/** The service's settings for the POST /subscribe benchmarks, on database `url` and `port`. */
+export const subscribeEnv = (url: string, port: number) => ({
+  DATABASE_URL: url,
+  PORT: String(port),
+  PUBLIC_URL: `http://127.0.0.1:${port}`,
+  MAIL_FROM: 'Essays <essays@example.org>',
+  PUBLISHER_TOKEN: 'bench-publisher-token-0123456789',
+  // The limits still count every request (the same statement runs), but never refuse one.
+  SUBSCRIBE_LIMIT_PER_IP: '1000000',
+  SUBSCRIBE_LIMIT_PER_ADDRESS: '1000000',
+  // Confirmation emails are a worker's job here (`npm run worker`); the request path is what is measured.
+  DISPATCHER: 'false',
+});
+
 export async function measureSubscribe(options: SubscribeOptions): Promise<SubscribeResult> {
   const { log } = options;
-  const env = (url: string, port: number) => ({
-    DATABASE_URL: url,
-    PORT: String(port),
-    PUBLIC_URL: `http://127.0.0.1:${port}`,
-    MAIL_FROM: 'Essays <essays@example.org>',
-    PUBLISHER_TOKEN: 'bench-publisher-token-0123456789',
-    // The limits still count every request (the same statement runs), but never refuse one.
-    SUBSCRIBE_LIMIT_PER_IP: '1000000',
-    SUBSCRIBE_LIMIT_PER_ADDRESS: '1000000',
-    // Confirmation emails are a worker's job here (`npm run worker`); the request path is what is measured.
-    DISPATCHER: 'false',
-  });
+  const env = subscribeEnv;
   // Half the measured time, before each server's runs: under callgrind the service's first 4,000 requests
   // cost it 2.5× its steady state (V8 compiling a larger app), the raw server's 2.1×.
   const warm = Math.max(1, Math.round(options.durationSeconds / 2));
@@ -248,11 +251,14 @@ export function meanLoad(loads: LoadResult[]): LoadResult {
   };
 }
 
-type Running = { label: string; port: number; child: Child };
+export type Running = { label: string; port: number; child: Child };
 
-/** Each version started as `npm start` runs it, each on a fresh database of its own, all at once. */
-async function withServices<T>(
-  versions: Pick<ServiceVersion, 'label' | 'root'>[],
+/**
+ * Each version started as `npm start` runs it, each on a fresh database of its own, all at once; `env`,
+ * if a version has it, is added to the settings.
+ */
+export async function withServices<T>(
+  versions: (Pick<ServiceVersion, 'label' | 'root'> & { env?: Record<string, string> })[],
   env: (url: string, port: number) => Record<string, string>,
   run: (services: [Running, ...Running[]]) => Promise<T>,
   started: Running[] = [],
@@ -261,7 +267,7 @@ async function withServices<T>(
   if (!version) return run(started as [Running, ...Running[]]);
   return onFreshDatabase((url) =>
     withServer(
-      (port) => startService('start', env(url, port), version.root),
+      (port) => startService('start', { ...env(url, port), ...version.env }, version.root),
       (port, child) => withServices(rest, env, run, [...started, { label: version.label, port, child }]),
     ),
   );
