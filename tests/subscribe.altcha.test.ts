@@ -144,6 +144,57 @@ describe('with ALTCHA_HMAC_KEY set', () => {
     expect(s.smtp.received.map((m) => m.to)).toEqual(['solved@example.org', 'second@example.org']);
   });
 
+  it('takes a solution once when it arrives many times at once, in one process and in another', async () => {
+    let other: Database = s.database;
+    if (s.database.url) {
+      other = await openPostgres(s.database.url, { poolSize: 2, migrationsFolder: MIGRATIONS_FOLDER });
+    }
+    try {
+      const second = createApp({
+        config: s.config,
+        database: other,
+        renderer: createRenderer(loadTemplates()),
+        log: silentLogger,
+      });
+      await s.drain();
+      const sent = s.smtp.received.length;
+      // Two rounds: the first solution sent 6 times to each app at once, then 3 other solutions together,
+      // each 3 times to each, interleaved (several taken in one batch, each once).
+      for (const count of [1, 3]) {
+        const payloads = await Promise.all(
+          Array.from({ length: count }, async () => solve(await fetchChallenge(s.app))),
+        );
+        const copies = count === 1 ? 6 : 3;
+        const answers = await Promise.all(
+          Array.from({ length: copies }).flatMap((_, i) =>
+            payloads.flatMap((payload, p) =>
+              [s.app, second].map((app, a) =>
+                app.request('/subscribe', {
+                  method: 'POST',
+                  headers: { 'content-type': 'application/json' },
+                  body: JSON.stringify({
+                    email: `at-once-${count}-${p}-${i}-${a}@example.org`,
+                    altcha: payload,
+                  }),
+                }),
+              ),
+            ),
+          ),
+        );
+        const statuses = answers.map((r) => r.status);
+        expect(statuses.filter((status) => status === 202)).toHaveLength(count);
+        expect(statuses.filter((status) => status === 422)).toHaveLength(statuses.length - count);
+        for (const refused of answers.filter((r) => r.status === 422)) {
+          expect((await errorIn(refused)).message).toMatch(/already used/);
+        }
+      }
+      await s.drain();
+      expect(s.smtp.received.length - sent).toBe(4);
+    } finally {
+      if (other !== s.database) await other.close();
+    }
+  });
+
   it('accepts a form post with the widget’s field, and answers a missing one with a page', async () => {
     const payload = await solve(await fetchChallenge(s.app));
     const res = await postForm(s, '/subscribe', { email: 'form@example.org', altcha: payload });
