@@ -22,7 +22,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
-import type { AltchaResult } from './altcha.js';
+import type { AltchaResult, AltchaScenario } from './altcha.js';
 import { ALTCHA_SCENARIO_LABELS, ALTCHA_SCENARIOS, meanTimed, measureAltcha } from './altcha.js';
 import type { KillsResult } from './kills.js';
 import { LEASE_SECONDS, measureKills } from './kills.js';
@@ -379,15 +379,17 @@ function renderAltcha(a: AltchaResult): string[] {
     `${f(l.cpuPerRequestUs.server)} / ${f(l.cpuPerRequestUs.postgres)}`;
   const unexpected = (l: ReturnType<typeof meanTimed>) =>
     l.unexpected ? ` (${f(l.unexpected)} unexpected)` : '';
+  /** The mean of a version's runs of a scenario, one way, in a round or all. */
+  const meanOf = (label: string, scenario: AltchaScenario, mode: 'off' | 'on', round?: number) =>
+    meanTimed(
+      a.runs
+        .filter((r) => r.service === label && r.scenario === scenario && r.mode === mode)
+        .filter((r) => round === undefined || r.round === round)
+        .map((r) => r.load),
+    );
   for (const label of labels) {
     for (const scenario of ALTCHA_SCENARIOS) {
-      const of = (mode: 'off' | 'on', round?: number) =>
-        meanTimed(
-          a.runs
-            .filter((r) => r.service === label && r.scenario === scenario && r.mode === mode)
-            .filter((r) => round === undefined || r.round === round)
-            .map((r) => r.load),
-        );
+      const of = (mode: 'off' | 'on', round?: number) => meanOf(label, scenario, mode, round);
       const row = (round: string, off: ReturnType<typeof of>, on: ReturnType<typeof of>) =>
         out.push(
           `|${labels.length > 1 ? ` ${label} |` : ''} ${ALTCHA_SCENARIO_LABELS[scenario]} | ${round} | ${f(off.requestsPerSecond)}${unexpected(off)} | ${f(off.medianMs, 1)} / ${f(off.p95Ms, 1)} | ${cpu(off)} | ${f(on.requestsPerSecond)}${unexpected(on)} | ${f(on.medianMs, 1)} / ${f(on.p95Ms, 1)} | ${cpu(on)} | ${x(on.requestsPerSecond, off.requestsPerSecond)} | ${x(on.medianMs, off.medianMs)} | ${f(on.cpuPerRequestUs.server - off.cpuPerRequestUs.server)} |`,
@@ -395,6 +397,22 @@ function renderAltcha(a: AltchaResult): string[] {
       for (let round = 1; round <= altchaRounds; round++)
         row(String(round), of('off', round), of('on', round));
       if (altchaRounds > 1) row('mean', of('off'), of('on'));
+    }
+  }
+  const [mine, other] = labels;
+  if (mine && other) {
+    out.push(
+      '',
+      `ALTCHA on, ${mine} against ${other} (the mean of the rounds; PostgreSQL's CPU: all its processes):`,
+      '',
+      `| body | ${mine} req/s | ${other} req/s | ${mine} / ${other} | ${mine} median / p95 ms | ${other} median / p95 ms | ${mine} CPU µs/req server / PostgreSQL | ${other} CPU µs/req server / PostgreSQL |`,
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
+    );
+    for (const scenario of ALTCHA_SCENARIOS) {
+      const [m, o] = [meanOf(mine, scenario, 'on'), meanOf(other, scenario, 'on')];
+      out.push(
+        `| ${ALTCHA_SCENARIO_LABELS[scenario]} | ${f(m.requestsPerSecond)} | ${f(o.requestsPerSecond)} | ${x(m.requestsPerSecond, o.requestsPerSecond)} | ${f(m.medianMs, 1)} / ${f(m.p95Ms, 1)} | ${f(o.medianMs, 1)} / ${f(o.p95Ms, 1)} | ${cpu(m)} | ${cpu(o)} |`,
+      );
     }
   }
   out.push(

@@ -54,6 +54,20 @@ describe.runIf(testDbKind === 'postgres')('npm run bench -- --quick', () => {
     expect(written.sendout[0].cpuPerMessageUs.sink).toBeGreaterThan(0);
     expect(written.sendout[0].cpuPerMessageUs.postgres).toBeGreaterThan(0);
     expect(written.subscribe.service.invalid.cpuPerRequestUs.server).toBeGreaterThan(0);
+    // POST /subscribe with ALTCHA off and on: both answer every request as expected (with it on, each carries
+    // a payload of its own solved beforehand: a reused or missing one would be refused, and counted).
+    expect(stdout).toContain('### POST /subscribe with ALTCHA off and on');
+    expect(stdout).toMatch(/\| JSON \| 1 \|.*\| [\d.]+× \|/);
+    expect(stdout).toMatch(/\| form post \| 1 \|/);
+    expect(stdout).toMatch(/\| ALTCHA on \| 1 \|/);
+    expect(written.altcha.maxCounter).toBe(1);
+    for (const run of written.altcha.runs) {
+      expect(run.load.total, `${run.mode} ${run.scenario}`).toBe(written.altcha.requests);
+      expect(run.load.unexpected, `${run.mode} ${run.scenario}`).toBe(0);
+    }
+    expect(
+      written.altcha.runs.map((r: { mode: string; scenario: string }) => `${r.mode} ${r.scenario}`),
+    ).toEqual(['off json', 'on json', 'off form', 'on form', 'on challenge']);
     expect(written.publisherTools[0]).toMatchObject({
       n: 2000,
       importRows: 2000,

@@ -1,9 +1,11 @@
 import { createChallenge, solveChallenge } from 'altcha-lib';
 import { deriveKey } from 'altcha-lib/algorithms/web/pbkdf2';
 import type { Challenge } from 'altcha-lib/types';
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../src/app.js';
 import type { Database } from '../src/db/client.js';
+import { rows } from '../src/db/client.js';
 import { MIGRATIONS_FOLDER } from '../src/db/open.js';
 import { openPostgres } from '../src/db/postgres.js';
 import { silentLogger } from '../src/log.js';
@@ -193,6 +195,29 @@ describe('with ALTCHA_HMAC_KEY set', () => {
     } finally {
       if (other !== s.database) await other.close();
     }
+  });
+
+  it('keeps spent solutions until they expire, and takes a few expired ones away with each new one', async () => {
+    await s.database.db.execute(sql`
+      insert into altcha_spent (nonce, expires_at)
+      select 'expired-' || i, now() - interval '1 minute' from generate_series(1, 6) as i`);
+    const payload = await solve(await fetchChallenge(s.app));
+    expect((await postJson(s, '/subscribe', { email: 'sweeps@example.org', altcha: payload })).status).toBe(
+      202,
+    );
+    const [left] = await rows<{ expired: number }>(
+      s.database.db,
+      sql`select count(*)::int as expired from altcha_spent where expires_at < now()`,
+    );
+    // 4 of the 6 expired ones gone, and this one kept until its challenge expires.
+    expect(Number(left?.expired)).toBe(2);
+    const nonce = (JSON.parse(atob(payload)) as { challenge: Challenge }).challenge.parameters.nonce;
+    expect(
+      await rows(
+        s.database.db,
+        sql`select 1 from altcha_spent where nonce = ${nonce} and expires_at > now()`,
+      ),
+    ).toHaveLength(1);
   });
 
   it('accepts a form post with the widget’s field, and answers a missing one with a page', async () => {
