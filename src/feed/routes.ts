@@ -12,7 +12,6 @@ import {
   unavailable,
 } from '../http/openapi.js';
 import { publisherAuth } from '../http/publisher-auth.js';
-import { sendFeedEntry } from './watcher.js';
 
 const sentEntry = essayWithSendout
   .extend({ entry: z.object({ id: z.string(), url: z.string().nullable() }) })
@@ -53,6 +52,8 @@ export function feedRoutes(deps: Deps): OpenAPIHono<AppEnv> {
     const { feedUrl } = deps.config;
     if (!feedUrl) throw new AppError('not_found', 'No feed is watched: set FEED_URL to the site’s feed.');
     const id = c.req.valid('param').id.slice(0, 4000);
+    // The watcher's feed parser (feedsmith, ~6 MB resident) is loaded by the services that watch a feed.
+    const { sendFeedEntry } = await import('./watcher.js');
     const result = await sendFeedEntry({ db: deps.database.db, feedUrl, log: deps.log, kick: deps.kick }, id);
     if (result.outcome === 'not_found' || !result.entry) {
       throw new AppError(
