@@ -15,37 +15,33 @@ const BUCKETS = 40;
 const FAILURES_SHOWN = 200;
 
 /**
- * A send-out's states over time. No time series is stored: each delivery's updated_at is when it last
+ * A send-out's states over time. The ledger keeps no history: each delivery's updated_at is when it last
  * changed, so a finished delivery (sent, skipped, failed, unknown) finished then. The finished ones are
- * counted per time bucket since publishing, in one grouped query, and summed up; what is not finished by a
- * bucket's end was pending then. Deliveries of erased subscribers have no time and are left out.
+ * counted per time bucket since publishing and summed up; what is not finished by a bucket's end was pending
+ * then. They are read from delivery_finishes (the ledger's finished deliveries by second after publishing,
+ * kept by a trigger), not from the ledger: a row per second and status, however many letters went out in it.
+ * Deliveries of erased subscribers have no time and are left out.
  */
-export async function sendoutTimeline(
-  db: Db,
-  essay: { id: number; publishedAt: string },
-  total: number,
-): Promise<SendoutPoint[]> {
-  const [span] = await rows<{ seconds: number | null }>(
+export async function sendoutTimeline(db: Db, essay: { id: number }, total: number): Promise<SendoutPoint[]> {
+  const perSecond = await rows<{ second: number; status: string; n: number }>(
     db,
-    sql`select extract(epoch from max(updated_at) - ${essay.publishedAt}::timestamptz)::float8 as seconds
-        from deliveries where essay_id = ${essay.id} and status in ('sent', 'skipped', 'failed', 'unknown')`,
+    sql`select second, status::text as status, sum(count)::int as n from delivery_finishes
+        where essay_id = ${essay.id} group by second, status having sum(count) <> 0`,
   );
-  const seconds = Math.max(1, Math.ceil(Number(span?.seconds ?? 0)));
+  const seconds = perSecond.reduce((max, r) => Math.max(max, Number(r.second)), 1);
   const bucket = Math.max(1, Math.ceil(seconds / BUCKETS));
-  const counted = await rows<{ b: number; status: string; n: number }>(
-    db,
-    sql`select greatest(0, ceil(extract(epoch from updated_at - ${essay.publishedAt}::timestamptz) / ${bucket}))::int as b,
-               status::text as status, count(*)::int as n
-        from deliveries
-        where essay_id = ${essay.id} and status in ('sent', 'skipped', 'failed', 'unknown')
-        group by 1, 2`,
-  );
+  // A second s after publishing falls in bucket ⌈s / bucket⌉ (the same as ⌈t / bucket⌉ for the exact time t).
+  const counted = new Map<string, number>();
+  for (const r of perSecond) {
+    const key = `${Math.ceil(Number(r.second) / bucket)} ${r.status}`;
+    counted.set(key, (counted.get(key) ?? 0) + Number(r.n));
+  }
   const last = Math.ceil(seconds / bucket);
   const points: SendoutPoint[] = [];
   const running = { sent: 0, skipped: 0, failed: 0, unknown: 0 };
   for (let b = 0; b <= last; b++) {
-    for (const r of counted) {
-      if (Number(r.b) === b) running[r.status as keyof typeof running] += Number(r.n);
+    for (const status of ['sent', 'skipped', 'failed', 'unknown'] as const) {
+      running[status] += counted.get(`${b} ${status}`) ?? 0;
     }
     const finished = running.sent + running.skipped + running.failed + running.unknown;
     points.push({ at: b * bucket, ...running, pending: Math.max(0, total - finished) });

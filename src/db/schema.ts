@@ -1,10 +1,12 @@
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
   index,
   integer,
   pgEnum,
   pgTable,
   primaryKey,
+  smallint,
   text,
   timestamp,
   uniqueIndex,
@@ -161,6 +163,50 @@ export const deliveries = pgTable(
     primaryKey({ name: 'deliveries_pkey', columns: [t.essayId, t.subscriberId] }),
     index('deliveries_pending_idx').on(t.essayId, t.subscriberId).where(sql`status = 'pending'`),
     index('deliveries_in_flight_idx').on(t.leaseUntil).where(sql`status in ('claimed', 'sending')`),
+    // A send-out's page lists its latest failed and unknown deliveries, and counts the resent ones: each
+    // index holds only those rows (few), so the page reads them without walking the send-out's million.
+    index('deliveries_failed_idx').on(t.essayId, t.updatedAt).where(sql`status in ('failed', 'unknown')`),
+    index('deliveries_resent_idx').on(t.essayId).where(sql`resends > 0`),
+  ],
+);
+
+/**
+ * The ledger's running counts by (essay, status), kept by a trigger on deliveries (migration
+ * 0010_delivery_counts): every statement that inserts, updates or deletes deliveries adds its changes here in
+ * the same transaction, so a send-out's figures are read from a few rows, exact in any snapshot, whatever
+ * code changed the ledger. A status's count is the sum over `shard`: each database session adds to its own
+ * row (its backend pid modulo 8), so that dispatchers in several processes don't queue on one row's lock.
+ */
+export const deliveryCounts = pgTable(
+  'delivery_counts',
+  {
+    essayId: integer('essay_id').notNull(),
+    status: deliveryStatus('status').notNull(),
+    shard: smallint('shard').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'delivery_counts_pkey', columns: [t.essayId, t.status, t.shard] })],
+);
+
+/**
+ * Finished deliveries (sent, skipped, failed, unknown) by essay, status and the second after publishing at
+ * which they last changed (rounded up), kept by the same trigger: a send-out's timeline without reading its
+ * ledger. Summed over `shard`, as delivery_counts.
+ */
+export const deliveryFinishes = pgTable(
+  'delivery_finishes',
+  {
+    essayId: integer('essay_id').notNull(),
+    second: integer('second').notNull(),
+    status: deliveryStatus('status').notNull(),
+    shard: smallint('shard').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+  },
+  (t) => [
+    primaryKey({
+      name: 'delivery_finishes_pkey',
+      columns: [t.essayId, t.second, t.status, t.shard],
+    }),
   ],
 );
 
@@ -216,6 +262,10 @@ export const subscriberEvents = pgTable(
     index('subscriber_events_subscriber_idx').on(t.subscriberId, t.at),
     // Bounces and complaints per send-out (list/stats.ts).
     index('subscriber_events_essay_idx').on(t.essayId, t.kind).where(sql`essay_id is not null`),
+    // Complaints by day, bounces and complaints by source, and who ever complained (list/stats.ts): a range
+    // of those events alone, not a scan of every subscription's. Not partial: an index predicate can't name
+    // the kinds added in the same run of migrations as it (a fresh database runs them all in one transaction).
+    index('subscriber_events_kind_idx').on(t.kind, t.at),
   ],
 );
 
