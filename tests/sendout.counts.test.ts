@@ -87,7 +87,32 @@ async function sendoutFromLedger(s: TestService, slug: string): Promise<SendoutV
   return { status: pending > 0 ? 'sending' : 'done', total, pending, ...view };
 }
 
-/** The API's progress and the dashboard's live endpoint both answer the ledger's figures; the counts are its own. */
+/** The list's running counts (by status, and by day of each time a row holds) and the list counted row by row. */
+async function listCountsBothWays(s: TestService): Promise<{ list: Counts; kept: Counts }> {
+  const counted = await rows<{ key: string; n: number }>(
+    s.database.db,
+    sql`select status::text as key, count(*)::int as n from subscribers group by 1
+        union all
+        select k.kind || ' ' || (k.at at time zone 'UTC')::date, count(*)::int from subscribers x,
+          lateral (values ('subscribed', x.created_at), ('confirmed', x.confirmed_at),
+                          ('unsubscribed', x.unsubscribed_at), ('bounced', x.bounced_at)) k(kind, at)
+        where k.at is not null group by 1`,
+  );
+  const kept = await rows<{ key: string; n: number }>(
+    s.database.db,
+    sql`select status::text as key, sum(count)::int as n from subscriber_counts group by 1 having sum(count) <> 0
+        union all
+        select kind || ' ' || day, sum(count)::int from subscriber_days group by 1 having sum(count) <> 0`,
+  );
+  const by = (found: { key: string; n: number }[]) =>
+    Object.fromEntries(found.map((r) => [r.key, Number(r.n)]));
+  return { list: by(counted), kept: by(kept) };
+}
+
+/**
+ * The API's progress and the dashboard's live endpoint both answer the ledger's figures; the running counts
+ * are the ledger's and the list's.
+ */
 async function expectProgressToBeTheLedgers(s: TestService, slug: string): Promise<void> {
   const expected = await sendoutFromLedger(s, slug);
   expect((await answer(await progress(s, slug))).sendout).toEqual(expected);
@@ -95,6 +120,8 @@ async function expectProgressToBeTheLedgers(s: TestService, slug: string): Promi
   const live = (await (await admin.get(`/admin/sendouts/${slug}/progress`)).json()) as SendoutView;
   expect(live).toMatchObject(expected);
   expect(await runningCounts(s)).toEqual(await ledgerCounts(s));
+  const { list, kept } = await listCountsBothWays(s);
+  expect(kept).toEqual(list);
 }
 
 describe('a send-out’s running counts agree with its ledger', () => {
@@ -119,6 +146,7 @@ describe('a send-out’s running counts agree with its ledger', () => {
       if (deferred.delete(recipient)) return { code: 451, message: '451 4.3.0 Try again later' };
       return undefined;
     };
+    expect((await s.subscribeJson('newcomer@example.org', 'New Comer')).status).toBe(202);
     expect((await s.publish(essay(first))).status).toBe(202);
     await expectProgressToBeTheLedgers(s, first);
 
@@ -200,9 +228,11 @@ describe('a send-out’s running counts agree with its ledger', () => {
     expect(kept).toEqual(ledger);
   });
 
-  it('starts again from nothing when the ledger is emptied', async () => {
+  it('starts again from nothing when the ledger and the list are emptied', async () => {
     await s.database.db.execute(sql`truncate deliveries`);
     expect(await runningCounts(s)).toEqual({});
     expect((await finishesBothWays(s)).kept).toEqual({});
+    await s.database.db.execute(sql`truncate subscribers cascade`);
+    expect((await listCountsBothWays(s)).kept).toEqual({});
   });
 });

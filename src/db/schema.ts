@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import {
   bigint,
+  date,
   index,
   integer,
   pgEnum,
@@ -222,6 +223,35 @@ export const erasedDeliveries = pgTable(
     count: integer('count').notNull(),
   },
   (t) => [primaryKey({ name: 'erased_deliveries_pkey', columns: [t.essayId, t.status] })],
+);
+
+/**
+ * The list's running counts by status, kept by a trigger on subscribers (migration 0012_subscriber_counts) as
+ * delivery_counts is kept: the overview's figures without counting the list. Summed over `shard`.
+ */
+export const subscriberCounts = pgTable(
+  'subscriber_counts',
+  {
+    status: subscriberStatus('status').notNull(),
+    shard: smallint('shard').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'subscriber_counts_pkey', columns: [t.status, t.shard] })],
+);
+
+/**
+ * The list's growth by UTC day, kept by the same trigger: how many subscribers were created (`subscribed`),
+ * confirmed, unsubscribed and bounced that day, as their rows' times say now. Summed over `shard`.
+ */
+export const subscriberDays = pgTable(
+  'subscriber_days',
+  {
+    day: date('day', { mode: 'string' }).notNull(),
+    kind: text('kind').notNull(),
+    shard: smallint('shard').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'subscriber_days_pkey', columns: [t.day, t.kind, t.shard] })],
 );
 
 /**
