@@ -164,16 +164,20 @@ export const deliveries = pgTable(
     primaryKey({ name: 'deliveries_pkey', columns: [t.essayId, t.subscriberId] }),
     index('deliveries_pending_idx').on(t.essayId, t.subscriberId).where(sql`status = 'pending'`),
     index('deliveries_in_flight_idx').on(t.leaseUntil).where(sql`status in ('claimed', 'sending')`),
-    // A send-out's page lists its latest failed and unknown deliveries, and counts the resent ones: each
-    // index holds only those rows (few), so the page reads them without walking the send-out's million.
-    index('deliveries_failed_idx').on(t.essayId, t.updatedAt).where(sql`status in ('failed', 'unknown')`),
+    // A send-out's page lists its latest failed and unknown deliveries (in this order), counts the unknown
+    // ones a resend would send and the resent ones: each index holds only those rows (few), so the page
+    // reads them without walking the send-out's million.
+    index('deliveries_failed_idx')
+      .on(t.essayId, t.updatedAt.desc().nullsLast(), t.subscriberId)
+      .where(sql`status in ('failed', 'unknown')`),
+    index('deliveries_unknown_idx').on(t.essayId, t.subscriberId).where(sql`status = 'unknown'`),
     index('deliveries_resent_idx').on(t.essayId).where(sql`resends > 0`),
   ],
 );
 
 /**
  * The ledger's running counts by (essay, status), kept by a trigger on deliveries (migration
- * 0010_delivery_counts): every statement that inserts, updates or deletes deliveries adds its changes here in
+ * 0010_running_counts_triggers): every statement that inserts, updates or deletes deliveries adds its changes here in
  * the same transaction, so a send-out's figures are read from a few rows, exact in any snapshot, whatever
  * code changed the ledger. A status's count is the sum over `shard`: each database session adds to its own
  * row (its backend pid modulo 8), so that dispatchers in several processes don't queue on one row's lock.
@@ -226,7 +230,7 @@ export const erasedDeliveries = pgTable(
 );
 
 /**
- * The list's running counts by status, kept by a trigger on subscribers (migration 0012_subscriber_counts) as
+ * The list's running counts by status, kept by a trigger on subscribers (migration 0010_running_counts_triggers) as
  * delivery_counts is kept: the overview's figures without counting the list. Summed over `shard`.
  */
 export const subscriberCounts = pgTable(
