@@ -23,25 +23,29 @@ const FAILURES_SHOWN = 200;
  * Deliveries of erased subscribers have no time and are left out.
  */
 export async function sendoutTimeline(db: Db, essay: { id: number }, total: number): Promise<SendoutPoint[]> {
-  const perSecond = await rows<{ second: number; status: string; n: number }>(
+  // A second s after publishing falls in bucket ⌈s / bucket⌉ (the same as ⌈t / bucket⌉ for the exact time t),
+  // buckets being a 40th of the time from publishing to the last finished delivery.
+  const counted = await rows<{ seconds: number; bucket: number; b: number; status: string; n: number }>(
     db,
-    sql`select second, status::text as status, sum(count)::int as n from delivery_finishes
-        where essay_id = ${essay.id} group by second, status having sum(count) <> 0`,
+    sql`with finished as (
+          select second, status, sum(count) as n from delivery_finishes
+          where essay_id = ${essay.id} group by second, status having sum(count) <> 0
+        ), span as (
+          select greatest(1, max(second)) as seconds, greatest(1, ceil(greatest(1, max(second)) / ${BUCKETS}::float8))::int as bucket
+          from finished
+        )
+        select span.seconds, span.bucket, ceil(second::float8 / span.bucket)::int as b, status::text as status,
+               sum(n)::int as n
+        from finished, span group by span.seconds, span.bucket, 3, 4`,
   );
-  const seconds = perSecond.reduce((max, r) => Math.max(max, Number(r.second)), 1);
-  const bucket = Math.max(1, Math.ceil(seconds / BUCKETS));
-  // A second s after publishing falls in bucket ⌈s / bucket⌉ (the same as ⌈t / bucket⌉ for the exact time t).
-  const counted = new Map<string, number>();
-  for (const r of perSecond) {
-    const key = `${Math.ceil(Number(r.second) / bucket)} ${r.status}`;
-    counted.set(key, (counted.get(key) ?? 0) + Number(r.n));
-  }
+  const seconds = Number(counted[0]?.seconds ?? 1);
+  const bucket = Number(counted[0]?.bucket ?? 1);
   const last = Math.ceil(seconds / bucket);
   const points: SendoutPoint[] = [];
   const running = { sent: 0, skipped: 0, failed: 0, unknown: 0 };
   for (let b = 0; b <= last; b++) {
-    for (const status of ['sent', 'skipped', 'failed', 'unknown'] as const) {
-      running[status] += counted.get(`${b} ${status}`) ?? 0;
+    for (const r of counted) {
+      if (Number(r.b) === b) running[r.status as keyof typeof running] += Number(r.n);
     }
     const finished = running.sent + running.skipped + running.failed + running.unknown;
     points.push({ at: b * bucket, ...running, pending: Math.max(0, total - finished) });
