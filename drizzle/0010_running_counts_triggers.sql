@@ -28,6 +28,9 @@ BEGIN
                            SELECT essay_id, status, updated_at, -1 FROM old_rows) c
                      GROUP BY essay_id, status, updated_at HAVING sum(n) <> 0);
   END IF;
+  IF cardinality(changes) = 0 THEN
+    RETURN NULL;
+  END IF;
   INSERT INTO delivery_counts AS t (essay_id, status, shard, count)
   SELECT c.essay_id, c.status, my_shard, sum(c.n) FROM unnest(changes) c
   GROUP BY 1, 2 HAVING sum(c.n) <> 0 ORDER BY 1, 2
@@ -113,6 +116,9 @@ BEGIN
                            (unsubscribed_at AT TIME ZONE 'UTC')::date AS unsubscribed,
                            (bounced_at AT TIME ZONE 'UTC')::date AS bounced) d
       GROUP BY status, subscribed, confirmed, unsubscribed, bounced HAVING sum(n) <> 0);
+  END IF;
+  IF cardinality(changes) = 0 THEN
+    RETURN NULL;
   END IF;
   INSERT INTO subscriber_counts AS t (status, shard, count)
   SELECT c.status, my_shard, sum(c.n) FROM unnest(changes) c
