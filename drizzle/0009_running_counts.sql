@@ -1,18 +1,10 @@
 CREATE TABLE "delivery_counts" (
 	"essay_id" integer NOT NULL,
+	"second" bigint NOT NULL,
 	"status" "delivery_status" NOT NULL,
 	"shard" smallint NOT NULL,
 	"count" bigint NOT NULL,
-	CONSTRAINT "delivery_counts_pkey" PRIMARY KEY("essay_id","status","shard")
-);
---> statement-breakpoint
-CREATE TABLE "delivery_finishes" (
-	"essay_id" integer NOT NULL,
-	"second" integer NOT NULL,
-	"status" "delivery_status" NOT NULL,
-	"shard" smallint NOT NULL,
-	"count" bigint NOT NULL,
-	CONSTRAINT "delivery_finishes_pkey" PRIMARY KEY("essay_id","second","status","shard")
+	CONSTRAINT "delivery_counts_pkey" PRIMARY KEY("essay_id","second","status","shard")
 );
 --> statement-breakpoint
 CREATE TABLE "subscriber_counts" (

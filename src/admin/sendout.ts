@@ -18,18 +18,20 @@ const FAILURES_SHOWN = 200;
  * A send-out's states over time. The ledger keeps no history: each delivery's updated_at is when it last
  * changed, so a finished delivery (sent, skipped, failed, unknown) finished then. The finished ones are
  * counted per time bucket since publishing and summed up; what is not finished by a bucket's end was pending
- * then. They are read from delivery_finishes (the ledger's finished deliveries by second after publishing,
- * kept by a trigger), not from the ledger: a row per second and status, however many letters went out in it.
- * Deliveries of erased subscribers have no time and are left out.
+ * then. They are read from the ledger's running counts (delivery_counts: finished deliveries by the second
+ * of their last change, kept by a trigger), not from the ledger: a row per second and status, however many
+ * letters went out in it. Deliveries of erased subscribers have no time and are left out.
  */
 export async function sendoutTimeline(db: Db, essay: { id: number }, total: number): Promise<SendoutPoint[]> {
-  // A second s after publishing falls in bucket ⌈s / bucket⌉ (the same as ⌈t / bucket⌉ for the exact time t),
-  // buckets being a 40th of the time from publishing to the last finished delivery.
+  // Seconds after publishing (to the second), in buckets of a 40th of the time from publishing to the last
+  // finished delivery.
   const counted = await rows<{ seconds: number; bucket: number; b: number; status: string; n: number }>(
     db,
     sql`with finished as (
-          select second, status, sum(count) as n from delivery_finishes
-          where essay_id = ${essay.id} group by second, status having sum(count) <> 0
+          select greatest(0, c.second - floor(extract(epoch from e.published_at))::bigint) as second, c.status,
+                 sum(c.count) as n
+          from delivery_counts c join essays e on e.id = c.essay_id
+          where c.essay_id = ${essay.id} and c.second >= 0 group by 1, 2 having sum(c.count) <> 0
         ), span as (
           select greatest(1, max(second)) as seconds, greatest(1, ceil(greatest(1, max(second)) / ${BUCKETS}::float8))::int as bucket
           from finished

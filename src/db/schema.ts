@@ -176,43 +176,24 @@ export const deliveries = pgTable(
 );
 
 /**
- * The ledger's running counts by (essay, status), kept by a trigger on deliveries (migration
- * 0010_running_counts_triggers): every statement that inserts, updates or deletes deliveries adds its changes here in
- * the same transaction, so a send-out's figures are read from a few rows, exact in any snapshot, whatever
- * code changed the ledger. A status's count is the sum over `shard`: each database session adds to its own
- * row (its backend pid modulo 8), so that dispatchers in several processes don't queue on one row's lock.
+ * The ledger's running counts, kept by a trigger on deliveries (migration 0010_running_counts_triggers):
+ * every statement that inserts, updates or deletes deliveries adds its changes here in the same transaction,
+ * so a send-out's figures are read from a few rows, exact in any snapshot, whatever code changed the ledger.
+ * `second` -1: the essay's deliveries in `status`, all of them. `second` ≥ 0: its finished ones (sent,
+ * skipped, failed, unknown) whose last change fell in that second (Unix time, rounded up), for the
+ * send-out's timeline. A count is the sum over `shard`: each database session adds to its own row (its
+ * backend pid modulo 8), so that dispatchers in several processes don't queue on one row's lock.
  */
 export const deliveryCounts = pgTable(
   'delivery_counts',
   {
     essayId: integer('essay_id').notNull(),
+    second: bigint('second', { mode: 'number' }).notNull(),
     status: deliveryStatus('status').notNull(),
     shard: smallint('shard').notNull(),
     count: bigint('count', { mode: 'number' }).notNull(),
   },
-  (t) => [primaryKey({ name: 'delivery_counts_pkey', columns: [t.essayId, t.status, t.shard] })],
-);
-
-/**
- * Finished deliveries (sent, skipped, failed, unknown) by essay, status and the second after publishing at
- * which they last changed (rounded up), kept by the same trigger: a send-out's timeline without reading its
- * ledger. Summed over `shard`, as delivery_counts.
- */
-export const deliveryFinishes = pgTable(
-  'delivery_finishes',
-  {
-    essayId: integer('essay_id').notNull(),
-    second: integer('second').notNull(),
-    status: deliveryStatus('status').notNull(),
-    shard: smallint('shard').notNull(),
-    count: bigint('count', { mode: 'number' }).notNull(),
-  },
-  (t) => [
-    primaryKey({
-      name: 'delivery_finishes_pkey',
-      columns: [t.essayId, t.second, t.status, t.shard],
-    }),
-  ],
+  (t) => [primaryKey({ name: 'delivery_counts_pkey', columns: [t.essayId, t.second, t.status, t.shard] })],
 );
 
 /**

@@ -131,7 +131,7 @@ export async function sendoutProgress(db: Db, essayId: number): Promise<SendoutV
   const counts = await rows<{ status: string; n: number }>(
     db,
     sql`select status, sum(n)::int as n from (
-          select status, count as n from delivery_counts where essay_id = ${essayId}
+          select status, count as n from delivery_counts where essay_id = ${essayId} and second = -1
           union all
           select status, count as n from erased_deliveries where essay_id = ${essayId}
         ) c group by status`,
