@@ -59,8 +59,8 @@ export interface DashboardOptions {
  * N subscribers over two years (90 % confirmed, 5 % unsubscribed, 3 % pending, 2 % bounced), each with the
  * events the service writes (subscribed, confirmed; complaints from one in 2,000), then 10 send-outs of N
  * deliveries each, one a day (98.5 % sent, 1 % failed, 0.5 % skipped, and unknown one in 10,000: a few
- * crashes' worth; finished at RATE a second), and one send-out of 10 deliveries still sending. Through the ledger's trigger, as the service's
- * own writes go.
+ * crashes' worth; finished at RATE a second), and one send-out of 10 deliveries still sending. Through the
+ * running counts' triggers, as the service's own writes go.
  */
 export async function seedDashboard(db: Deps['database']['db'], n: number, log: (line: string) => void) {
   log(`dashboard n=${n}: seeding ${n.toLocaleString('en-US')} subscribers`);
@@ -75,7 +75,8 @@ export async function seedDashboard(db: Deps['database']['db'], n: number, log: 
     from generate_series(1, ${n}) as i,
          lateral (select now() - make_interval(secs => (${n} - i)::float8 / ${n} * 730 * 86400) as at) t,
          lateral (select (case when i % 100 < 90 then 'confirmed' when i % 100 < 95 then 'unsubscribed'
-                               when i % 100 < 98 then 'pending' else 'bounced' end)::subscriber_status as status) s`);
+                               when i % 100 < 98 then 'pending' else 'bounced' end)::subscriber_status
+                  as status) s`);
   await db.execute(sql`
     insert into subscriber_events (subscriber_id, kind, at)
     select id, 'subscribed'::subscriber_event_kind, created_at from subscribers
@@ -85,7 +86,8 @@ export async function seedDashboard(db: Deps['database']['db'], n: number, log: 
     select id, 'unsubscribed', unsubscribed_at from subscribers where unsubscribed_at is not null`);
   await db.execute(sql`
     insert into subscriber_events (subscriber_id, kind, at, source, reason)
-    select id, 'bounced', bounced_at, 'smtp', '550 5.1.1 No such user' from subscribers where status = 'bounced'`);
+    select id, 'bounced', bounced_at, 'smtp', '550 5.1.1 No such user'
+    from subscribers where status = 'bounced'`);
   await db.execute(sql`
     insert into subscriber_events (subscriber_id, kind, at, source, essay_id)
     select id, 'complained', unsubscribed_at, 'ses', null from subscribers

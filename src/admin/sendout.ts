@@ -33,7 +33,8 @@ export async function sendoutTimeline(db: Db, essay: { id: number }, total: numb
           from delivery_counts c join essays e on e.id = c.essay_id
           where c.essay_id = ${essay.id} and c.second >= 0 group by 1, 2 having sum(c.count) <> 0
         ), span as (
-          select greatest(1, max(second)) as seconds, greatest(1, ceil(greatest(1, max(second)) / ${BUCKETS}::float8))::int as bucket
+          select greatest(1, max(second)) as seconds,
+                 greatest(1, ceil(greatest(1, max(second)) / ${BUCKETS}::float8))::int as bucket
           from finished
         )
         select span.seconds, span.bucket, ceil(second::float8 / span.bucket)::int as b, status::text as status,

@@ -211,8 +211,9 @@ export const erasedDeliveries = pgTable(
 );
 
 /**
- * The list's running counts by status, kept by a trigger on subscribers (migration 0010_running_counts_triggers) as
- * delivery_counts is kept: the overview's figures without counting the list. Summed over `shard`.
+ * The list's running counts by status, kept by a trigger on subscribers (migration
+ * 0010_running_counts_triggers) as delivery_counts is kept: the overview's figures without counting the list.
+ * Summed over `shard`.
  */
 export const subscriberCounts = pgTable(
   'subscriber_counts',

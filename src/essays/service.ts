@@ -171,7 +171,8 @@ export async function resendView(db: Db, essayId: number): Promise<ResendView> {
     db,
     sql`select (select count(*) from deliveries d
                 cross join lateral (select status from subscribers s where s.id = d.subscriber_id limit 1) s
-                where d.essay_id = ${essayId} and d.status = 'unknown' and s.status = 'confirmed')::int as resendable,
+                where d.essay_id = ${essayId} and d.status = 'unknown' and s.status = 'confirmed'
+               )::int as resendable,
                (select count(*) from deliveries where essay_id = ${essayId} and resends > 0)::int as resent`,
   );
   return { resendable: Number(counts?.resendable ?? 0), resent: Number(counts?.resent ?? 0) };

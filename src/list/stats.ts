@@ -33,7 +33,8 @@ export async function stats(db: Db, options: { days: number; sendouts: number })
         where day >= ${since.toISOString().slice(0, 10)}::date
         group by day, kind
         union all
-        select to_char(date_trunc('day', at at time zone 'UTC'), 'YYYY-MM-DD') as day, 'complained', count(*)::int
+        select to_char(date_trunc('day', at at time zone 'UTC'), 'YYYY-MM-DD') as day, 'complained',
+               count(*)::int
         from subscriber_events
         where kind = 'complained' and at >= ${since.toISOString()}::timestamptz
         group by 1`,
