@@ -23,17 +23,14 @@ import { createRenderer } from '../src/mail/render.js';
 import { loadTemplates } from '../src/mail/templates-fs.js';
 import { newToken } from '../src/tokens.js';
 import { createServerDatabase, dropServerDatabase } from '../tests/support/db.js';
+import type { Timing } from './support.js';
+import { repeat } from './support.js';
 
 const TOKEN = 'bench-publisher-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
 /** As src/list/transfer.ts stores them. */
 const IMPORT_BATCH = 2000;
 const PAGE = 50;
-
-export interface Timing {
-  medianMs: number;
-  p99Ms: number;
-}
 
 export interface ListFigure {
   page: string;
@@ -68,23 +65,6 @@ export interface PublisherToolsOptions {
 }
 
 const mib = () => process.memoryUsage().rss / 2 ** 20;
-
-function timing(samples: number[]): Timing {
-  const s = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? 0;
-  return { medianMs: Math.round(at(0.5) * 100) / 100, p99Ms: Math.round(at(0.99) * 100) / 100 };
-}
-
-async function repeat(runs: number, work: () => Promise<unknown>): Promise<Timing> {
-  for (let i = 0; i < Math.min(5, runs); i++) await work(); // warm-up
-  const samples: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t = performance.now();
-    await work();
-    samples.push(performance.now() - t);
-  }
-  return timing(samples);
-}
 
 export async function measurePublisherTools(
   n: number,

@@ -3,8 +3,10 @@
  *   npm run bench                      send-out at 10k, 100k and 1M, under kills, POST /subscribe, tools
  *   npm run bench -- --quick           a few seconds: 2,000 subscribers, 1 s load runs (a smoke test);
  *                                      no kills unless --only=kills says so (2,000 subscribers, 2 kills)
- *   npm run bench -- --sizes=10000,100000 --only=sendout|kills|subscribe|altcha|publisher-tools --duration=10
+ *   npm run bench -- --sizes=10000,100000 --only=sendout|kills|subscribe|altcha|publisher-tools|dashboard --duration=10
  *   (--only takes a list too: --only=sendout,kills)
+ *   The dashboard (its pages and progress polls at N subscribers and 10 send-outs of N deliveries, against
+ *   100 ms of server time) runs at 1M unless --sizes is given: --only=dashboard --sizes=10000 to try it.
  *   Publisher tools (import, export, list pages) run at 100k and 1M unless --sizes is given;
  *   --import-max=100000 caps the rows imported (the list and export still use N).
  *   --dispatchers=2 sends each send-out with that many dispatcher processes (default 1).
@@ -24,6 +26,8 @@ import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { AltchaResult, AltchaScenario } from './altcha.js';
 import { ALTCHA_SCENARIO_LABELS, ALTCHA_SCENARIOS, meanTimed, measureAltcha } from './altcha.js';
+import type { DashboardResult } from './dashboard.js';
+import { measureDashboard, TARGET_MS } from './dashboard.js';
 import type { KillsResult } from './kills.js';
 import { LEASE_SECONDS, measureKills } from './kills.js';
 import type { PublisherToolsResult } from './publisher-tools.js';
@@ -42,6 +46,7 @@ const quick = args.includes('--quick');
 const only = flag('only')?.split(',');
 const sizes = (flag('sizes') ?? (quick ? '2000' : '10000,100000,1000000')).split(',').map(Number);
 const toolSizes = (flag('sizes') ?? (quick ? '2000' : '100000,1000000')).split(',').map(Number);
+const dashboardSizes = (flag('sizes') ?? (quick ? '2000' : '1000000')).split(',').map(Number);
 const importMax = Number(flag('import-max') ?? Number.POSITIVE_INFINITY);
 /** Every section but the kills, which --quick leaves out unless --only names them (about 10 s even small). */
 const runs = (name: string) => (only ? only.includes(name) : !(quick && name === 'kills'));
@@ -88,6 +93,7 @@ const killRuns: KillsResult[] = [];
 let subscribe: SubscribeResult | undefined;
 let altcha: AltchaResult | undefined;
 const publisherTools: PublisherToolsResult[] = [];
+const dashboard: DashboardResult[] = [];
 let failure: unknown;
 try {
   if (compareRef) {
@@ -145,6 +151,10 @@ if (runs('publisher-tools')) {
   }
 }
 
+if (runs('dashboard')) {
+  for (const n of dashboardSizes) dashboard.push(await measureDashboard(n, { runs: quick ? 10 : 30, log }));
+}
+
 const table = render();
 process.stdout.write(`${table}\n`);
 const dir = join(ROOT, 'bench', 'results');
@@ -162,6 +172,7 @@ const json = JSON.stringify(
     subscribe,
     altcha,
     publisherTools,
+    dashboard,
     table,
   },
   null,
@@ -184,6 +195,10 @@ for (const r of killRuns.filter((r) => !r.correct)) {
   );
 }
 if (sendout.some((r) => !r.correct) || killRuns.some((r) => !r.correct)) process.exit(1);
+if (dashboard.some((r) => !r.correct)) {
+  process.stderr.write('a dashboard page or poll did not answer 200 with the seeded figures\n');
+  process.exit(1);
+}
 if (publisherTools.some((r) => !r.correct)) {
   process.stderr.write('a publisher-tools run did not import, export or list the rows it should have\n');
   process.exit(1);
@@ -304,7 +319,38 @@ function render(): string {
       }
     }
   }
+  if (dashboard.length) out.push(...renderDashboard());
   return out.join('\n');
+}
+
+/** Each page's and poll's server time against the target, and the poll at N against the poll at 10. */
+function renderDashboard(): string[] {
+  const out = [
+    '',
+    `### Dashboard (PostgreSQL, through the app in memory, signed in; N subscribers, 10 finished send-outs of N deliveries each)`,
+    '',
+    `| subscribers | deliveries | seeded in s | page or poll | median ms | p95 ms | ≤ ${TARGET_MS} ms |`,
+    '|---:|---:|---:|---|---:|---:|---|',
+  ];
+  for (const r of dashboard) {
+    for (const fig of r.figures) {
+      const ok = fig.timing.p95Ms <= TARGET_MS ? '✓' : '✗';
+      out.push(
+        `| ${f(r.n)} | ${f(r.deliveries)} | ${f(r.seedSeconds)} | ${fig.what} (\`${fig.path}\`) | ${f(fig.timing.medianMs, 2)} | ${f(fig.timing.p95Ms, 2)} | ${ok} |`,
+      );
+    }
+  }
+  out.push(
+    '',
+    '| subscribers | API poll at N, median ms | at 10 deliveries | N / 10 | the ledger counted per poll (before), raw SQL median ms | × the poll |',
+    '|---:|---:|---:|---:|---:|---:|',
+  );
+  for (const r of dashboard) {
+    out.push(
+      `| ${f(r.n)} | ${f(r.pollAtN.medianMs, 2)} | ${f(r.pollAtTen.medianMs, 2)} | ${x(r.pollAtN.medianMs, r.pollAtTen.medianMs)} | ${f(r.ledgerCount.medianMs, 2)} | ${x(r.ledgerCount.medianMs, r.pollAtN.medianMs)} |`,
+    );
+  }
+  return out;
 }
 
 /** Each round's pair of send-outs side by side, and the mean of the rounds: end to end, and to the ceiling. */

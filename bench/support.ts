@@ -1,6 +1,6 @@
 /**
- * Helpers shared by the benchmarks: child processes, their memory, free ports, Postfix's smtp-sink, and a
- * recording SMTP sink that tells who reached RCPT TO.
+ * Helpers shared by the benchmarks: child processes, their memory, free ports, timings, Postfix's smtp-sink,
+ * and a recording SMTP sink that tells who reached RCPT TO.
  */
 import type { ChildProcess } from 'node:child_process';
 import { execFile, execFileSync, spawn } from 'node:child_process';
@@ -28,6 +28,32 @@ export function freePort(): Promise<number> {
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Quantiles of repeated timings, in ms. */
+export interface Timing {
+  medianMs: number;
+  p95Ms: number;
+  p99Ms: number;
+}
+
+export function timing(samples: number[]): Timing {
+  const s = [...samples].sort((a, b) => a - b);
+  const at = (q: number) =>
+    Math.round((s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)] ?? 0) * 100) / 100;
+  return { medianMs: at(0.5), p95Ms: at(0.95), p99Ms: at(0.99) };
+}
+
+/** Runs `work` a few times to warm up, then `runs` times timed, one after another. */
+export async function repeat(runs: number, work: () => Promise<unknown>): Promise<Timing> {
+  for (let i = 0; i < Math.min(5, runs); i++) await work();
+  const samples: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const t = performance.now();
+    await work();
+    samples.push(performance.now() - t);
+  }
+  return timing(samples);
+}
 
 /** Resident and peak resident memory of a process, in MiB, from /proc (Linux). */
 export async function memoryOf(pid: number): Promise<{ rssMiB: number; peakMiB: number }> {

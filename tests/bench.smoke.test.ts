@@ -74,5 +74,8 @@ describe.runIf(testDbKind === 'postgres')('npm run bench -- --quick', () => {
       exportRows: 2000,
       correct: true,
     });
+    expect(stdout).toContain('### Dashboard');
+    expect(stdout).toMatch(/\| 2,000 \| 20,010 \| .*\| overview \(`\/admin`\) \|/);
+    expect(written.dashboard[0]).toMatchObject({ n: 2000, deliveries: 20_010, correct: true });
   }, 300_000);
 });

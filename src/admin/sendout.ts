@@ -15,31 +15,34 @@ const BUCKETS = 40;
 const FAILURES_SHOWN = 200;
 
 /**
- * A send-out's states over time. No time series is stored: each delivery's updated_at is when it last
+ * A send-out's states over time. The ledger keeps no history: each delivery's updated_at is when it last
  * changed, so a finished delivery (sent, skipped, failed, unknown) finished then. The finished ones are
- * counted per time bucket since publishing, in one grouped query, and summed up; what is not finished by a
- * bucket's end was pending then. Deliveries of erased subscribers have no time and are left out.
+ * counted per time bucket since publishing and summed up; what is not finished by a bucket's end was pending
+ * then. They are read from the ledger's running counts (delivery_counts: finished deliveries by the second
+ * of their last change, kept by a trigger), not from the ledger: a row per second and status, however many
+ * letters went out in it. Deliveries of erased subscribers have no time and are left out.
  */
-export async function sendoutTimeline(
-  db: Db,
-  essay: { id: number; publishedAt: string },
-  total: number,
-): Promise<SendoutPoint[]> {
-  const [span] = await rows<{ seconds: number | null }>(
+export async function sendoutTimeline(db: Db, essay: { id: number }, total: number): Promise<SendoutPoint[]> {
+  // Seconds after publishing (to the second), in buckets of a 40th of the time from publishing to the last
+  // finished delivery.
+  const counted = await rows<{ seconds: number; bucket: number; b: number; status: string; n: number }>(
     db,
-    sql`select extract(epoch from max(updated_at) - ${essay.publishedAt}::timestamptz)::float8 as seconds
-        from deliveries where essay_id = ${essay.id} and status in ('sent', 'skipped', 'failed', 'unknown')`,
+    sql`with finished as (
+          select greatest(0, c.second - floor(extract(epoch from e.published_at))::bigint) as second, c.status,
+                 sum(c.count) as n
+          from delivery_counts c join essays e on e.id = c.essay_id
+          where c.essay_id = ${essay.id} and c.second >= 0 group by 1, 2 having sum(c.count) <> 0
+        ), span as (
+          select greatest(1, max(second)) as seconds,
+                 greatest(1, ceil(greatest(1, max(second)) / ${BUCKETS}::float8))::int as bucket
+          from finished
+        )
+        select span.seconds, span.bucket, ceil(second::float8 / span.bucket)::int as b, status::text as status,
+               sum(n)::int as n
+        from finished, span group by span.seconds, span.bucket, 3, 4`,
   );
-  const seconds = Math.max(1, Math.ceil(Number(span?.seconds ?? 0)));
-  const bucket = Math.max(1, Math.ceil(seconds / BUCKETS));
-  const counted = await rows<{ b: number; status: string; n: number }>(
-    db,
-    sql`select greatest(0, ceil(extract(epoch from updated_at - ${essay.publishedAt}::timestamptz) / ${bucket}))::int as b,
-               status::text as status, count(*)::int as n
-        from deliveries
-        where essay_id = ${essay.id} and status in ('sent', 'skipped', 'failed', 'unknown')
-        group by 1, 2`,
-  );
+  const seconds = Number(counted[0]?.seconds ?? 1);
+  const bucket = Number(counted[0]?.bucket ?? 1);
   const last = Math.ceil(seconds / bucket);
   const points: SendoutPoint[] = [];
   const running = { sent: 0, skipped: 0, failed: 0, unknown: 0 };

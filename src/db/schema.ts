@@ -1,10 +1,13 @@
 import { sql } from 'drizzle-orm';
 import {
+  bigint,
+  date,
   index,
   integer,
   pgEnum,
   pgTable,
   primaryKey,
+  smallint,
   text,
   timestamp,
   uniqueIndex,
@@ -161,7 +164,36 @@ export const deliveries = pgTable(
     primaryKey({ name: 'deliveries_pkey', columns: [t.essayId, t.subscriberId] }),
     index('deliveries_pending_idx').on(t.essayId, t.subscriberId).where(sql`status = 'pending'`),
     index('deliveries_in_flight_idx').on(t.leaseUntil).where(sql`status in ('claimed', 'sending')`),
+    // A send-out's page lists its latest failed and unknown deliveries (in this order), counts the unknown
+    // ones a resend would send and the resent ones: each index holds only those rows (few), so the page
+    // reads them without walking the send-out's million.
+    index('deliveries_failed_idx')
+      .on(t.essayId, t.updatedAt.desc().nullsLast(), t.subscriberId)
+      .where(sql`status in ('failed', 'unknown')`),
+    index('deliveries_unknown_idx').on(t.essayId, t.subscriberId).where(sql`status = 'unknown'`),
+    index('deliveries_resent_idx').on(t.essayId).where(sql`resends > 0`),
   ],
+);
+
+/**
+ * The ledger's running counts, kept by a trigger on deliveries (migration 0010_running_counts_triggers):
+ * every statement that inserts, updates or deletes deliveries adds its changes here in the same transaction,
+ * so a send-out's figures are read from a few rows, exact in any snapshot, whatever code changed the ledger.
+ * `second` -1: the essay's deliveries in `status`, all of them. `second` ≥ 0: its finished ones (sent,
+ * skipped, failed, unknown) whose last change fell in that second (Unix time, rounded up), for the
+ * send-out's timeline. A count is the sum over `shard`: each database session adds to its own row (its
+ * backend pid modulo 8), so that dispatchers in several processes don't queue on one row's lock.
+ */
+export const deliveryCounts = pgTable(
+  'delivery_counts',
+  {
+    essayId: integer('essay_id').notNull(),
+    second: bigint('second', { mode: 'number' }).notNull(),
+    status: deliveryStatus('status').notNull(),
+    shard: smallint('shard').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'delivery_counts_pkey', columns: [t.essayId, t.second, t.status, t.shard] })],
 );
 
 /**
@@ -176,6 +208,36 @@ export const erasedDeliveries = pgTable(
     count: integer('count').notNull(),
   },
   (t) => [primaryKey({ name: 'erased_deliveries_pkey', columns: [t.essayId, t.status] })],
+);
+
+/**
+ * The list's running counts by status, kept by a trigger on subscribers (migration
+ * 0010_running_counts_triggers) as delivery_counts is kept: the overview's figures without counting the list.
+ * Summed over `shard`.
+ */
+export const subscriberCounts = pgTable(
+  'subscriber_counts',
+  {
+    status: subscriberStatus('status').notNull(),
+    shard: smallint('shard').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'subscriber_counts_pkey', columns: [t.status, t.shard] })],
+);
+
+/**
+ * The list's growth by UTC day, kept by the same trigger: how many subscribers were created (`subscribed`),
+ * confirmed, unsubscribed and bounced that day, as their rows' times say now. Summed over `shard`.
+ */
+export const subscriberDays = pgTable(
+  'subscriber_days',
+  {
+    day: date('day', { mode: 'string' }).notNull(),
+    kind: text('kind').notNull(),
+    shard: smallint('shard').notNull(),
+    count: bigint('count', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ name: 'subscriber_days_pkey', columns: [t.day, t.kind, t.shard] })],
 );
 
 /**
@@ -216,6 +278,10 @@ export const subscriberEvents = pgTable(
     index('subscriber_events_subscriber_idx').on(t.subscriberId, t.at),
     // Bounces and complaints per send-out (list/stats.ts).
     index('subscriber_events_essay_idx').on(t.essayId, t.kind).where(sql`essay_id is not null`),
+    // Complaints by day, bounces and complaints by source, and who ever complained (list/stats.ts): a range
+    // of those events alone, not a scan of every subscription's. Not partial: an index predicate can't name
+    // the kinds added in the same run of migrations as it (a fresh database runs them all in one transaction).
+    index('subscriber_events_kind_idx').on(t.kind, t.at),
   ],
 );
 

@@ -47,7 +47,7 @@ export interface AdminClient {
 }
 
 /** Opens the sign-in form and signs in as a browser would (cookie + CSRF token). */
-export async function signIn(s: TestService, token = PUBLISHER_TOKEN): Promise<AdminClient> {
+export async function signIn(s: Pick<TestService, 'app'>, token = PUBLISHER_TOKEN): Promise<AdminClient> {
   const cookies = new Cookies();
   const page = await s.app.request('/admin/sign-in');
   cookies.take(page);
