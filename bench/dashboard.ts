@@ -171,6 +171,8 @@ export async function measureDashboard(n: number, options: DashboardOptions): Pr
       { what: 'subscribers, by status', path: '/admin/subscribers?status=bounced' },
       { what: 'subscribers, by address', path: `/admin/subscribers?q=reader${someone}` },
       { what: 'a subscriber', path: `/admin/subscribers/${someone}` },
+      { what: 'erasing a subscriber (its confirmation)', path: `/admin/subscribers/${someone}/erase` },
+      { what: 'publish (the form, "Send to N")', path: '/admin/publish' },
     ];
     // Each poll at N and at 10 deliveries, taking turns request by request, so that whatever else the
     // machine does weighs on both alike; polls are cheap and the figure to compare, so they run more often.
