@@ -1,5 +1,3 @@
-import { createChallenge, randomInt, verifySolution } from 'altcha-lib';
-import { deriveKey } from 'altcha-lib/algorithms/web/pbkdf2';
 import type { Challenge, Payload } from 'altcha-lib/types';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
@@ -18,8 +16,18 @@ const COST = 1000;
 const COUNTER_MIN = 50;
 const COUNTER_MAX = 200;
 
+/** altcha-lib, loaded by the first challenge or solution: only with ALTCHA_HMAC_KEY. */
+const altcha = () =>
+  Promise.all([import('altcha-lib'), import('altcha-lib/algorithms/web/pbkdf2')]).then(
+    ([lib, { deriveKey }]) => ({
+      ...lib,
+      deriveKey,
+    }),
+  );
+
 /** A fresh challenge signed with ALTCHA_HMAC_KEY, valid for ALTCHA_EXPIRES_SECONDS. */
-export function newChallenge(hmacKey: string, expiresSeconds: number): Promise<Challenge> {
+export async function newChallenge(hmacKey: string, expiresSeconds: number): Promise<Challenge> {
+  const { createChallenge, randomInt, deriveKey } = await altcha();
   return createChallenge({
     algorithm: ALGORITHM,
     cost: COST,
@@ -46,6 +54,7 @@ export async function spendSolution(db: Db, hmacKey: string, field: string | und
   let verified = false;
   let expired = false;
   if (payload) {
+    const { verifySolution, deriveKey } = await altcha();
     try {
       const result = await verifySolution({
         challenge: payload.challenge,
