@@ -7,7 +7,7 @@ import { defineConfig } from 'vitest/config';
 export const SLOW_TESTS = [
   // A browser: Debian's Chromium, driven by playwright-core.
   'tests/e2e/**/*.test.ts',
-  // A real workerd through `wrangler dev`.
+  // A real workerd through `wrangler dev` (installed on first use in tools/workers).
   'tests/worker.test.ts',
   'tests/webhook.ses.workers.test.ts',
   'tests/worker.altcha.test.ts',
@@ -31,7 +31,7 @@ export const SLOW_TESTS = [
 ];
 
 // Runs in each project (the root project would run it too, without a database of its own).
-const globalSetup = ['tests/support/template.ts'];
+const globalSetup = ['tests/support/template.ts', 'tests/support/tools.ts'];
 
 const databases = [
   { name: 'pglite', env: { TEST_DB: 'pglite' } },

@@ -147,19 +147,13 @@ async function main(argv: string[]): Promise<void> {
 
   let server: { close(callback: () => void): unknown } | undefined;
   if (!workerOnly) {
-    const [
-      { serve },
-      { getConnInfo },
-      { createApp },
-      { docsAssetsFromPackage },
-      { altchaWidgetFromPackage },
-    ] = await Promise.all([
-      import('@hono/node-server'),
-      import('@hono/node-server/conninfo'),
-      import('../app.js'),
-      import('./docs-assets.js'),
-      import('./altcha-widget.js'),
-    ]);
+    const [{ serve }, { getConnInfo }, { createApp }, { docsAssetsFromPackage, altchaWidgetFromPackage }] =
+      await Promise.all([
+        import('@hono/node-server'),
+        import('@hono/node-server/conninfo'),
+        import('../app.js'),
+        import('./vendor.js'),
+      ]);
     const deps: Deps = {
       config,
       database,

@@ -1,5 +1,5 @@
 // The ALTCHA widget's files, bundled into the Worker as text (wrangler.toml [[rules]]): a Worker has no
-// node_modules to read them from at run time. The same files src/entry/altcha-widget.ts serves on Node.
+// node_modules to read them from at run time. The same files src/entry/vendor.ts serves on Node.
 // Relative paths: the package's exports name none of these files.
 
 import widgetCss from '../../node_modules/altcha/dist/external/altcha.css';

@@ -9,7 +9,6 @@ import type { Polling } from '../poll.js';
 import { startPolling } from '../poll.js';
 import { FeedError, fetchFeed } from './fetch.js';
 import type { FeedEntry } from './parse.js';
-import { parseFeedEntries } from './parse.js';
 import { entrySlug, sha256Hex } from './slug.js';
 
 /** What the watcher works with: a database, a fetch and a clock. Nothing of HTTP serving. */
@@ -73,7 +72,9 @@ export async function pollFeedOnce(deps: FeedDeps): Promise<PollResult> {
       signal: deps.signal,
     });
     if (fetched.status === 'not_modified') return { outcome: 'not_modified', published: [], recorded: 0 };
-    entries = parseFeedEntries(fetched.body, feedUrl);
+    // The parser (feedsmith, fast-xml-parser, entities: about 14 MiB resident) is loaded by the first feed
+    // that changed, not by every process that serves the feed routes.
+    entries = (await import('./parse.js')).parseFeedEntries(fetched.body, feedUrl);
   } catch (error) {
     if (deps.signal?.aborted) return failed('stopped');
     const reason = error instanceof FeedError ? error.message : describeError(error).error;

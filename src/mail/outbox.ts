@@ -1,10 +1,13 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import nodemailer from 'nodemailer';
+import { Readable } from 'node:stream';
+import { buffer } from 'node:stream/consumers';
+import LeWindows from 'nodemailer/lib/mime-node/le-windows';
 import type { DkimSigner } from './dkim.js';
 import type { Mailer, OutgoingEmail, RawEmail, SendOutcome } from './mailer.js';
 import { maskEmail } from './mailer.js';
+import { compose } from './smtp.js';
 
 export interface OutboxOptions {
   dir: string;
@@ -18,7 +21,6 @@ export interface OutboxOptions {
  * zero-configuration mailer. Each is logged with its file and, for a confirmation, the link to follow.
  */
 export function createOutboxMailer(options: OutboxOptions): Mailer {
-  const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'windows' });
   let made = false;
   return {
     description: `outbox folder ${options.dir} (.eml files; set SMTP_URL to send real email)`,
@@ -28,15 +30,12 @@ export function createOutboxMailer(options: OutboxOptions): Mailer {
         await mkdir(options.dir, { recursive: true });
         made = true;
       }
+      // Composed as SMTP would send it: the composer leaves the text's own LFs, which SMTP's DATA turns into
+      // CRLF on the wire; here nodemailer's LeWindows stream does.
       const composed =
         'raw' in email
           ? email.raw
-          : ((
-              await transport.sendMail({
-                ...withoutLink(email),
-                messageId: email.messageId && `<${email.messageId}>`,
-              })
-            ).message as Buffer);
+          : await buffer(Readable.from([(await compose(withoutLink(email))).raw]).pipe(new LeWindows()));
       const raw = options.sign
         ? (await options.sign({ envelope: { from: '', to: '' }, raw: composed, subject: email.subject })).raw
         : composed;
@@ -55,13 +54,11 @@ export function createOutboxMailer(options: OutboxOptions): Mailer {
       });
       return { status: 'sent' };
     },
-    async close() {
-      transport.close();
-    },
+    async close() {},
   };
 }
 
-/** The email as nodemailer takes it: the link is for the log only. */
+/** The email as the composer takes it: the link is for the log only. */
 function withoutLink({ link: _link, ...email }: OutgoingEmail): OutgoingEmail {
   return email;
 }

@@ -1,4 +1,4 @@
-import { Liquid } from 'liquidjs';
+import type { Liquid } from 'liquidjs';
 
 /** Template sources by path relative to templates/, e.g. `pages/confirm.liquid`. */
 export type TemplateSources = Record<string, string>;
@@ -17,21 +17,27 @@ export interface Renderer {
   asset(name: string): string | undefined;
 }
 
-/** Builds a renderer over template sources: HTML is escaped by default, text and subjects are not. */
+/**
+ * Builds a renderer over template sources: HTML is escaped by default, text and subjects are not. LiquidJS
+ * (a few MiB resident) is loaded by the first page or email, not by a process that renders none.
+ */
 export function createRenderer(sources: TemplateSources): Renderer {
-  const html = new Liquid({ templates: sources, outputEscape: 'escape', cache: true, strictFilters: true });
-  const plain = new Liquid({ templates: sources, cache: true, strictFilters: true });
-  const render = (engine: Liquid, file: string, vars: Record<string, unknown>) => {
+  let engines: Promise<{ html: Liquid; plain: Liquid }> | undefined;
+  const render = async (kind: 'html' | 'plain', file: string, vars: Record<string, unknown>) => {
     if (!(file in sources)) throw new Error(`Template ${file} is missing from templates/.`);
-    return engine.renderFile(file, vars) as Promise<string>;
+    engines ??= import('liquidjs').then(({ Liquid }) => ({
+      html: new Liquid({ templates: sources, outputEscape: 'escape', cache: true, strictFilters: true }),
+      plain: new Liquid({ templates: sources, cache: true, strictFilters: true }),
+    }));
+    return (await engines)[kind].renderFile(file, vars) as Promise<string>;
   };
   return {
-    page: (name, vars) => render(html, `pages/${name}.liquid`, vars),
+    page: (name, vars) => render('html', `pages/${name}.liquid`, vars),
     async email(name, vars) {
       const [subject, htmlBody, text] = await Promise.all([
-        render(plain, `email/${name}.subject.liquid`, vars),
-        render(html, `email/${name}.html.liquid`, vars),
-        render(plain, `email/${name}.txt.liquid`, vars),
+        render('plain', `email/${name}.subject.liquid`, vars),
+        render('html', `email/${name}.html.liquid`, vars),
+        render('plain', `email/${name}.txt.liquid`, vars),
       ]);
       return { subject: subject.replace(/\s+/g, ' ').trim(), html: htmlBody, text };
     },

@@ -1,5 +1,3 @@
-import { createChallenge, randomInt, verifySolution } from 'altcha-lib';
-import { deriveKey } from 'altcha-lib/algorithms/web/pbkdf2';
 import type { Challenge, Payload } from 'altcha-lib/types';
 import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
@@ -18,15 +16,25 @@ import { AppError } from '../http/errors.js';
 const ALGORITHM = 'PBKDF2/SHA-256';
 const COST = 1000;
 
+/** altcha-lib, loaded by the first challenge or solution: only with ALTCHA_HMAC_KEY. */
+const altcha = () =>
+  Promise.all([import('altcha-lib'), import('altcha-lib/algorithms/web/pbkdf2')]).then(
+    ([lib, { deriveKey }]) => ({
+      ...lib,
+      deriveKey,
+    }),
+  );
+
 /**
  * A fresh challenge signed with ALTCHA_HMAC_KEY, valid for ALTCHA_EXPIRES_SECONDS, its counter from a
  * quarter of ALTCHA_MAX_COUNTER up to it.
  */
-export function newChallenge(
+export async function newChallenge(
   hmacKey: string,
   expiresSeconds: number,
   maxCounter: number,
 ): Promise<Challenge> {
+  const { createChallenge, randomInt, deriveKey } = await altcha();
   return createChallenge({
     algorithm: ALGORITHM,
     cost: COST,
@@ -53,6 +61,7 @@ export async function spendSolution(db: Db, hmacKey: string, field: string | und
   let verified = false;
   let expired = false;
   if (payload) {
+    const { verifySolution, deriveKey } = await altcha();
     try {
       const result = await verifySolution({
         challenge: payload.challenge,

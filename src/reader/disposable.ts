@@ -1,11 +1,12 @@
-import { disposableEmailBlocklistSet } from 'disposable-email-domains-js';
-
-/** The throwaway domains (disposable-email-domains-js, updated with the lockfile), read once when first needed. */
+/**
+ * The throwaway domains (disposable-email-domains-js, updated with the lockfile), loaded once when first
+ * needed: only with BLOCK_DISPOSABLE_DOMAINS.
+ */
 let domains: Set<string> | undefined;
 
 /** True when the address's domain, or a domain above it (a.b.mailinator.com), is a throwaway one. */
-export function isDisposableAddress(email: string): boolean {
-  domains ??= disposableEmailBlocklistSet();
+export async function isDisposableAddress(email: string): Promise<boolean> {
+  domains ??= (await import('disposable-email-domains-js')).disposableEmailBlocklistSet();
   const labels = email
     .slice(email.lastIndexOf('@') + 1)
     .toLowerCase()

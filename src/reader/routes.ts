@@ -264,7 +264,7 @@ export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
       if (issue?.path[0] === 'email') throw new AppError('invalid_email', issue.message);
       throw inputError(parsed.error.issues);
     }
-    if (config.blockDisposableDomains && isDisposableAddress(parsed.data.email)) {
+    if (config.blockDisposableDomains && (await isDisposableAddress(parsed.data.email))) {
       throw new AppError(
         'invalid_email',
         'That address is at a throwaway email service, and this newsletter only goes to addresses people keep. Please use your usual address.',

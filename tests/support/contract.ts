@@ -1,5 +1,6 @@
-import type { IHttpRequest, IHttpResponse } from '@stoplight/prism-http';
-import { createInstance, getHttpOperationsFromSpec } from '@stoplight/prism-http';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { ensureTool } from '../../scripts/tool.mjs';
 import type { TestService } from './service.js';
 import { PUBLIC_URL } from './service.js';
 
@@ -29,6 +30,7 @@ export async function contractCheck(
 ): Promise<ContractCheck> {
   const doc = (await (await s.app.request('/openapi.json')).json()) as OpenApiDocument;
   change(doc);
+  const { createInstance, getHttpOperationsFromSpec } = prismHttp();
   const operations = await getHttpOperationsFromSpec(doc);
   // The app has answered before Prism is asked: its "upstream" hands Prism that answer.
   const answers = new WeakMap<IHttpRequest, IHttpResponse>();
@@ -47,7 +49,7 @@ export async function contractCheck(
     {
       logger: silentLogger as never,
       forward:
-        ({ data }) =>
+        ({ data }: { data: IHttpRequest }) =>
         () =>
         async () => {
           const answer = answers.get(data);
@@ -118,3 +120,46 @@ const silentLogger: Record<string, unknown> = new Proxy(
   {},
   { get: (_target, key) => (key === 'child' ? () => silentLogger : () => {}) },
 );
+
+/**
+ * Prism, from tools/contract (installed there on first use, scripts/tool.mjs: with its dependencies it would
+ * be a third of node_modules), typed as far as this file uses it.
+ */
+function prismHttp(): PrismHttp {
+  return createRequire(join(ensureTool('contract'), 'package.json'))('@stoplight/prism-http') as PrismHttp;
+}
+
+interface IHttpRequest {
+  method: 'get' | 'put' | 'post' | 'delete' | 'options' | 'head' | 'patch' | 'trace';
+  url: { baseUrl: string; path: string; query: Record<string, string | string[]> };
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+interface IHttpResponse {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+type Either<L, R> = { _tag: 'Left'; left: L } | { _tag: 'Right'; right: R };
+interface Diagnostic {
+  message: string;
+  path?: unknown[];
+}
+
+interface PrismHttp {
+  getHttpOperationsFromSpec(doc: OpenApiDocument): Promise<unknown[]>;
+  createInstance(
+    config: Record<string, unknown>,
+    components: {
+      logger: unknown;
+      forward: (input: { data: IHttpRequest }) => () => () => Promise<Either<Error, IHttpResponse>>;
+    },
+  ): {
+    request(
+      request: IHttpRequest,
+      operations: unknown[],
+    ): () => Promise<Either<Error, { validations: { input: Diagnostic[]; output: Diagnostic[] } }>>;
+  };
+}

@@ -1,14 +1,13 @@
 import type { ChildProcess } from 'node:child_process';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ensureTool } from '../../scripts/tool.mjs';
 import { freePort } from './process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const WRANGLER = fileURLToPath(new URL('../../node_modules/wrangler/bin/wrangler.js', import.meta.url));
 
 export interface WranglerDev {
   /** `http://127.0.0.1:<port>` */
@@ -30,15 +29,12 @@ export interface WranglerOptions {
 
 /** A real workerd through `wrangler dev` on a free port, in its own process group so all of it ends. */
 export async function startWrangler(options: WranglerOptions): Promise<WranglerDev> {
-  if (!existsSync(WRANGLER)) {
-    throw new Error(
-      `wrangler is not installed at ${WRANGLER}; the Cloudflare Workers tests need it (npm ci installs it).`,
-    );
-  }
+  // Not in node_modules: installed on first use in tools/workers (scripts/tool.mjs), as `npm run deploy` does.
+  const wranglerJs = join(ensureTool('workers'), 'node_modules', 'wrangler', 'bin', 'wrangler.js');
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   const stateDir = await mkdtemp(join(tmpdir(), 'oneletter-wrangler-'));
-  const args = [WRANGLER, 'dev', ...(options.script ? [options.script] : [])];
+  const args = [wranglerJs, 'dev', ...(options.script ? [options.script] : [])];
   args.push('--ip', '127.0.0.1', '--port', String(port), ...(options.args ?? []));
   args.push('--persist-to', stateDir, '--inspector-port', String(await freePort()));
   for (const [key, value] of Object.entries(options.vars?.(base) ?? {}))
