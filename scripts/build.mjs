@@ -51,6 +51,9 @@ await esbuild.build({
   format: 'esm',
   platform: 'node',
   target: 'node20',
+  // A package's ES module build before its CommonJS one: LiquidJS's CommonJS build, bundled and loaded
+  // lazily, came out of esbuild's interop without its named exports ("Liquid is not a constructor").
+  mainFields: ['module', 'main'],
   external: ['@electric-sql/pglite', 'imapflow', 'swagger-ui-dist', 'altcha'],
   // Packages written as CommonJS call require(), which an ES module has to be given.
   banner: {

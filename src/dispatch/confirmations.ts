@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '../db/client.js';
 import { rows } from '../db/client.js';
 import { hashToken, newToken } from '../tokens.js';
+import { ms } from './queries.js';
 
 /** The queued confirmation requests: the dispatcher decides which need an email and issues their tokens. */
 
@@ -13,8 +14,6 @@ export interface ConfirmationToSend {
   /** Raw token for the link; only its hash is stored. */
   token: string;
 }
-
-const ms = (n: number) => sql`(${n}::int * interval '1 millisecond')`;
 
 /** Takes up to `limit` queued confirmation requests, hiding them from other dispatchers for a lease. */
 export async function claimConfirmations(

@@ -23,7 +23,8 @@ export interface DeliveryResult extends DeliveryKey {
   retryMs: number;
 }
 
-const ms = (n: number) => sql`(${n}::int * interval '1 millisecond')`;
+/** An interval of n milliseconds; n is rounded, as a backoff (a fraction of a millisecond in it) is no int. */
+export const ms = (n: number) => sql`(${Math.round(n)}::int * interval '1 millisecond')`;
 
 /**
  * A row count written into the statement's text, not passed as a parameter. The hand-over runs thousands of
