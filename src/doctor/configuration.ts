@@ -143,7 +143,7 @@ function dkim(config: Config): Check[] {
         detail:
           'DKIM_DOMAIN, DKIM_SELECTOR, DKIM_PRIVATE_KEY not set: letters are not signed by this service',
         fix:
-          'unless your SMTP provider signs for your domain, generate a key (see Deliverability in the README) and set ' +
+          'unless your SMTP provider signs for your domain, generate a key (docs/deliverability.md says how) and set ' +
           'DKIM_DOMAIN, DKIM_SELECTOR and DKIM_PRIVATE_KEY_FILE',
       },
     ];

@@ -5,6 +5,13 @@ import { cliToken } from './key-file.js';
 /** The CLI's way to the running service's API, with the publisher token. */
 
 /** A failure the CLI prints as it is (one line), exiting with `code`. */
+/** "N confirmed subscribers get one letter each.", in the singular for one. */
+export function subscribersGet(n: number): string {
+  return n === 1
+    ? '1 confirmed subscriber gets one letter.'
+    : `${n} confirmed subscribers get one letter each.`;
+}
+
 export class CommandError extends Error {
   constructor(
     message: string,

@@ -15,7 +15,7 @@ import {
 import { feedCommand } from '../feed/cli.js';
 import { subscribersCommand } from '../list/cli.js';
 import { describeError } from '../log.js';
-import { CommandError, publisherApi } from './api-client.js';
+import { CommandError, publisherApi, subscribersGet } from './api-client.js';
 
 const USAGE = `Usage:
   npm run cli -- <command> [options]      (npm run cli -- <command> --help for each)
@@ -23,7 +23,7 @@ const USAGE = `Usage:
 Commands:
   publish <slug> …         publish an essay and follow its send-out (also: npm run publish -- …)
   resend-unknown <slug>    send an essay's letters whose outcome is unknown again, by your choice
-  subscribers list|export|import|erase …   the list
+  subscribers export|import|erase …   the list (npm run cli -- subscribers --help)
   stats                    subscribers and send-outs in figures
   feed send <entry>        send one feed entry the watcher held back
   doctor                   check the configuration, database, SMTP and DNS (also: npm run doctor)
@@ -32,7 +32,7 @@ Commands:
 
 Publishes an essay and shows its send-out until every delivery is done.
   --api URL   the service to publish through (default: ONELETTER_API_URL, else PUBLIC_URL);
-              the token comes from PUBLISHER_TOKEN
+              the token comes from PUBLISHER_TOKEN, else DATA_DIR/publisher-token (./data)
   --db        publish straight into the database (DATABASE_URL, or the embedded one when no server has it open);
               a running dispatcher (npm start or npm run worker) sends it
   --no-wait   return once the essay is recorded
@@ -102,7 +102,7 @@ async function main(argv: string[]): Promise<number> {
     const { created, sendout } = await publisher.publish(parsed.data);
     process.stdout.write(
       created
-        ? `Published "${parsed.data.slug}": ${sendout.total} confirmed subscribers get one letter each.\n`
+        ? `Published "${parsed.data.slug}": ${subscribersGet(sendout.total)}\n`
         : `"${parsed.data.slug}" was already published: nothing more is sent. Its send-out:\n`,
     );
     const final = values['no-wait']

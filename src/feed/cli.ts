@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { CommandError, publisherApi } from '../entry/api-client.js';
+import { CommandError, publisherApi, subscribersGet } from '../entry/api-client.js';
 
 const USAGE = `Usage:
   npm run cli -- feed send <entry-id-or-link> [--api URL]
@@ -7,7 +7,7 @@ const USAGE = `Usage:
 Sends one entry of the watched feed (FEED_URL) that the watcher recorded without sending: one that was
 there when the feed was first read, or dated before the newest entry seen. Sending it twice sends nothing more.
   --api URL   the running service (default: ONELETTER_API_URL, else PUBLIC_URL); the token comes from
-              PUBLISHER_TOKEN`;
+              PUBLISHER_TOKEN, else DATA_DIR/publisher-token (./data)`;
 
 /** `npm run cli -- feed …`: the publisher's opt-in for feed entries, through the running service's API. */
 export async function feedCommand(args: string[]): Promise<number> {
@@ -34,7 +34,7 @@ export async function feedCommand(args: string[]): Promise<number> {
   const body = (await res.json()) as { essay: { slug: string; title: string }; sendout?: { total: number } };
   process.stdout.write(
     res.status === 202
-      ? `Published "${body.essay.title}" as ${body.essay.slug}: ${body.sendout?.total ?? 0} confirmed subscribers get one letter each.\n`
+      ? `Published "${body.essay.title}" as ${body.essay.slug}: ${subscribersGet(body.sendout?.total ?? 0)}\n`
       : `"${body.essay.title}" (${body.essay.slug}) was already published: nothing more is sent.\n`,
   );
   return 0;

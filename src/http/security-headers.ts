@@ -19,7 +19,7 @@ export function securityHeaders(ownOrigin: string, altcha = false): MiddlewareHa
         connectSrc: ["'self'", ownOrigin],
       }
     : {};
-  return secureHeaders({
+  const secure = secureHeaders({
     contentSecurityPolicy: {
       defaultSrc: ["'none'"],
       ...widget,
@@ -31,5 +31,12 @@ export function securityHeaders(ownOrigin: string, altcha = false): MiddlewareHa
     },
     crossOriginResourcePolicy: false,
     xFrameOptions: 'DENY',
+    referrerPolicy: false,
   });
+  return async (c, next) => {
+    await secure(c, next);
+    // no-referrer unless the page chose another: /form and the confirmation page let their own form's
+    // post name them (with no-referrer, browsers send neither Referer nor a real Origin).
+    if (!c.res.headers.has('Referrer-Policy')) c.header('Referrer-Policy', 'no-referrer');
+  };
 }

@@ -16,7 +16,8 @@ const USAGE = `Usage:
   npm run cli -- stats [--days N]
 
 Through the running service's API:
-  --api URL   the service (default: ONELETTER_API_URL, else PUBLIC_URL); the token comes from PUBLISHER_TOKEN
+  --api URL   the service (default: ONELETTER_API_URL, else PUBLIC_URL); the token comes from PUBLISHER_TOKEN,
+              else DATA_DIR/publisher-token (./data)
 
   export      writes the list as CSV to FILE (or standard output), showing progress on standard error
   import      reads a CSV with an "email" column (optional: name or first/last name, status, confirmed_at,
@@ -158,8 +159,17 @@ export async function subscribersCommand(command: 'subscribers' | 'stats', args:
     !known.includes(action) ||
     ((action === 'import' || action === 'erase') && !target)
   ) {
-    (values.help ? process.stdout : process.stderr).write(`${USAGE}\n`);
-    return values.help ? 0 : 2;
+    if (values.help) {
+      process.stdout.write(`${USAGE}\n`);
+      return 0;
+    }
+    const problem = !action
+      ? 'Which command: subscribers export, import or erase?'
+      : !known.includes(action)
+        ? `Unknown command "subscribers ${action}".`
+        : `"subscribers ${action}" needs ${action === 'import' ? 'a file' : 'an address or id'}.`;
+    process.stderr.write(`${problem}\n\n${USAGE}\n`);
+    return 2;
   }
   try {
     const a = publisherApi(values.api);

@@ -303,12 +303,21 @@ export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
   // For site owners: the form to try, and the snippet to paste (shown as text, so escaped).
   app.openapi(formRoute, async (c) => {
     const snippet = await deps.renderer.page('snippet', pageVars(deps));
+    // Its URL holds no token: the form's own post may name it (with no-referrer, browsers send neither
+    // Referer nor a real Origin, and the consent record would say no page).
+    c.header('Referrer-Policy', 'same-origin');
     return c.html(await deps.renderer.page('form', { ...pageVars(deps), snippet: snippet.trim() }));
   });
 
   app.openapi(confirmPageRoute, async (c) => {
     await checkConfirmationLink(deps.database.db, c.req.param('token'));
-    return page(c, 'confirm', { action: `${config.publicUrl}/confirm/${c.req.param('token')}` });
+    // Its button's post names this origin (the consent record's confirmation page), never the token's path.
+    return page(
+      c,
+      'confirm',
+      { action: `${config.publicUrl}/confirm/${c.req.param('token')}` },
+      'strict-origin',
+    );
   });
 
   app.openapi(confirmRoute, async (c) => {
@@ -332,8 +341,13 @@ export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
 
   return app;
 
-  async function page(c: Context<AppEnv>, name: string, vars: Record<string, unknown> = {}) {
-    c.header('Referrer-Policy', 'no-referrer');
+  async function page(
+    c: Context<AppEnv>,
+    name: string,
+    vars: Record<string, unknown> = {},
+    referrerPolicy: 'no-referrer' | 'strict-origin' = 'no-referrer',
+  ) {
+    c.header('Referrer-Policy', referrerPolicy);
     c.header('Cache-Control', 'no-store');
     return c.html(await deps.renderer.page(name, { ...pageVars(deps), ...vars }));
   }

@@ -58,6 +58,24 @@ describe.skipIf(testDbKind === 'postgres')('the pages behind the links in emails
     await context.close();
   });
 
+  it('a subscription on /form and its confirmation keep the page each came from (consent on record)', async () => {
+    const s = served.service;
+    const { context, page } = await openPage(browser);
+    await page.goto(`${served.url}/form`);
+    await page.getByLabel('Email address').fill('consent@example.com');
+    await page.getByRole('button', { name: 'Subscribe' }).click();
+    await page.getByText('Check your inbox').first().waitFor();
+    await s.drain();
+    const [email] = s.smtp.to('consent@example.com');
+    await page.goto(linkIn(email?.parsed.text, `${served.url}/confirm/`));
+    await page.getByRole('button', { name: 'Confirm my subscription' }).click();
+    await page.getByRole('heading', { name: "You're subscribed" }).waitFor();
+    const [record] = (await s.detail('consent@example.com')).consent;
+    // The form's page by its path; the confirmation by its origin alone (its link's path is a token).
+    expect([record?.page, record?.confirmation?.page]).toEqual([`${served.url}/form`, served.url]);
+    await context.close();
+  });
+
   it("the unsubscribe link from an essay's email opens a page whose button unsubscribes", async () => {
     const s = served.service;
     const published = await s.publish({
