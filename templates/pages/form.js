@@ -9,6 +9,7 @@
   const failure = 'That did not work. Please try again in a moment.';
 
   document.querySelectorAll('form[data-oneletter]').forEach(enhance);
+  document.querySelectorAll('altcha-widget').forEach(sendWhenVerified);
 
   function enhance(form, n) {
     const status = document.createElement('p');
@@ -52,6 +53,32 @@
       status.textContent = text;
       status.dataset.state = state;
     }
+  }
+
+  /**
+   * A submit before the ALTCHA widget has its proof (it works for a moment once the field has focus) would
+   * be held back by the browser without a word: say so, and send the form once the proof is there. Enter
+   * in the field clicks the button too.
+   */
+  function sendWhenVerified(widget) {
+    const form = widget.closest('form');
+    const button = form?.querySelector('[type="submit"]');
+    const note = Object.assign(document.createElement('p'), { className: 'oneletter-status' });
+    button?.addEventListener('click', (event) => {
+      if (typeof widget.getState !== 'function' || widget.getState() === 'verified') return;
+      event.preventDefault();
+      if (form.querySelector('[name="email"]')?.reportValidity() === false) return;
+      note.setAttribute('role', 'status');
+      note.textContent = 'One moment: checking that this is not a robot…';
+      form.append(note);
+      if (widget.getState() !== 'verifying') widget.verify();
+      widget.addEventListener('statechange', function done({ detail }) {
+        if (detail?.state === 'verifying') return;
+        widget.removeEventListener('statechange', done);
+        note.textContent = detail?.state === 'verified' ? '' : failure;
+        if (detail?.state === 'verified') form.requestSubmit(button);
+      });
+    });
   }
 
   /**

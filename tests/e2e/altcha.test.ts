@@ -66,6 +66,17 @@ ${snippet}
     await context.close();
   });
 
+  it('a Subscribe clicked before the widget has its proof waits for it, then subscribes', async () => {
+    const { context, page, consoleErrors } = await openPage(browser);
+    await page.goto(`${served.url}/form`);
+    await page.getByLabel('Email address').fill('in-a-hurry@example.org');
+    await page.getByRole('button', { name: 'Subscribe' }).first().click();
+    await page.waitForURL(`${served.url}/check-inbox`);
+    expect(await subscribersFor(served.service.database.db, 'in-a-hurry@example.org')).toHaveLength(1);
+    expect(consoleErrors).toEqual([]);
+    await context.close();
+  });
+
   it('in the snippet on the site’s page: solved with a worker from a copy of the service’s file, subscribed without leaving', async () => {
     expect(snippet).toContain('<altcha-widget');
     const { context, page, consoleErrors } = await openPage(browser);
