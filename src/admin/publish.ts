@@ -9,6 +9,7 @@ import { essayInput, findEssay, publish } from '../essays/service.js';
 import { readFields } from '../http/body.js';
 import { AppError } from '../http/errors.js';
 import { addressKey, hitLimits } from '../http/rate-limit.js';
+import { subscriberCounts } from '../list/stats.js';
 import { describeError } from '../log.js';
 import { essayLetters } from '../mail/messages.js';
 import { emailSchema } from '../reader/service.js';
@@ -34,15 +35,6 @@ function parseEssay(fields: Record<string, string>): { essay?: EssayInput; error
   const parsed = essayInput.safeParse({ ...rawFields(fields), summary: fields.summary || undefined });
   if (parsed.success) return { essay: parsed.data };
   return { error: parsed.error.issues[0]?.message ?? 'Check the fields and try again.' };
-}
-
-/** From the list's running counts (kept by a trigger on subscribers): a few rows, not the whole list. */
-async function confirmedCount(db: Db): Promise<number> {
-  const [row] = await rows<{ n: number }>(
-    db,
-    sql`select coalesce(sum(count), 0)::int as n from subscriber_counts where status = 'confirmed'`,
-  );
-  return Number(row?.n ?? 0);
 }
 
 /** The first confirmed subscriber, whose letter the preview shows (a placeholder on an empty list). */
@@ -158,7 +150,7 @@ export function publishRoutes(app: Hono<AdminEnv>, deps: Deps): void {
         essay,
         letter,
         frame_url: `${PREVIEW_FRAME_PATH}?${frame}`,
-        confirmed: await confirmedCount(db),
+        confirmed: (await subscriberCounts(db)).confirmed,
         already: await findEssay(db, essay.slug),
         can_test: Boolean(deps.mailer),
         test_limit: TEST_SENDS_PER_HOUR,

@@ -6,14 +6,8 @@ import type { StatsView } from './schemas.js';
 
 type Growth = StatsView['growth'][number];
 
-/**
- * The list by status, its growth per UTC day over `days`, how many complained, and the latest `sendouts`
- * send-outs' counts. Complaints come from the `complained` events (a complaint is also an unsubscription when
- * the reader was still subscribed, so it is counted on its own, not instead). The list's figures are read
- * from its running counts (subscriber_counts, subscriber_days: kept by a trigger on subscribers), the
- * complaints through the index on the events' kind: a few hundred rows, whatever the size of the list.
- */
-export async function stats(db: Db, options: { days: number; sendouts: number }): Promise<StatsView> {
+/** The list by status, from its running counts (subscriber_counts): a few rows, whatever its size. */
+export async function subscriberCounts(db: Db): Promise<StatsView['subscribers']> {
   const byStatus = await rows<{ status: string; n: number }>(
     db,
     sql`select status::text as status, sum(count)::int as n from subscriber_counts group by status`,
@@ -23,6 +17,18 @@ export async function stats(db: Db, options: { days: number; sendouts: number })
     subscribers[r.status as keyof typeof subscribers] = Number(r.n);
     subscribers.total += Number(r.n);
   }
+  return subscribers;
+}
+
+/**
+ * The list by status, its growth per UTC day over `days`, how many complained, and the latest `sendouts`
+ * send-outs' counts. Complaints come from the `complained` events (a complaint is also an unsubscription when
+ * the reader was still subscribed, so it is counted on its own, not instead). The list's figures are read
+ * from its running counts (subscriber_counts, subscriber_days: kept by a trigger on subscribers), the
+ * complaints through the index on the events' kind: a few hundred rows, whatever the size of the list.
+ */
+export async function stats(db: Db, options: { days: number; sendouts: number }): Promise<StatsView> {
+  const subscribers = await subscriberCounts(db);
 
   const today = new Date();
   today.setUTCHours(0, 0, 0, 0);
