@@ -10,6 +10,8 @@
  *   Publisher tools (import, export, list pages) run at 100k and 1M unless --sizes is given;
  *   --import-max=100000 caps the rows imported (the list and export still use N).
  *   --dispatchers=2 sends each send-out with that many dispatcher processes (default 1).
+ *   --concurrency=10,32 sends each send-out at each SEND_CONCURRENCY (default 10, the service's default), the
+ *   ceilings opening as many SMTP sessions; the values take turns within a round.
  *   --kills=10 --kill-size=20000 --kill-dispatchers=3: the send-out under kills, one dispatcher SIGKILLed
  *   every 0.5–1 s and replaced, K times, at that many subscribers (LEASE_SECONDS=2).
  *   POST /subscribe with ALTCHA off and on (--only=altcha): --altcha-requests=3000 a timed run (100 with
@@ -52,6 +54,7 @@ const importMax = Number(flag('import-max') ?? Number.POSITIVE_INFINITY);
 const runs = (name: string) => (only ? only.includes(name) : !(quick && name === 'kills'));
 const durationSeconds = Number(flag('duration') ?? (quick ? 1 : 10));
 const dispatchers = Math.max(1, Number(flag('dispatchers') ?? 1));
+const concurrencies = (flag('concurrency') ?? '10').split(',').map((c) => Math.max(1, Number(c)));
 const compareRef = flag('compare');
 const rounds = Math.max(1, Number(flag('rounds') ?? (compareRef ? 2 : 1)));
 const kills = Math.max(1, Number(flag('kills') ?? (quick ? 2 : 10)));
@@ -106,9 +109,13 @@ try {
   if (runs('sendout')) {
     for (const n of sizes) {
       for (let round = 1; round <= rounds; round++) {
-        for (const service of versions) {
-          const ceilingMessages = quick ? 2000 : 200_000;
-          sendout.push(await measureSendout(n, { ceilingMessages, dispatchers, service, round, log }));
+        for (const connections of concurrencies) {
+          for (const service of versions) {
+            const ceilingMessages = quick ? 2000 : 200_000;
+            sendout.push(
+              await measureSendout(n, { ceilingMessages, dispatchers, connections, service, round, log }),
+            );
+          }
         }
       }
     }
@@ -218,25 +225,25 @@ function render(): string {
     const processes = dispatchers === 1 ? 'one dispatcher process' : `${dispatchers} dispatcher processes`;
     out.push('', `### Send-out (PostgreSQL, into smtp-sink, ${processes})`, '');
     out.push(
-      `| subscribers |${whichHeader} fan-out s | raw INSERT…SELECT s | ratio | end to end msg/s | SMTP ceiling msg/s | × ceiling | nodemailer raw pool msg/s | × pool | dispatcher RSS rest / peak MiB${dispatchers === 1 ? '' : ' (largest)'} | sink messages / recipients |`,
-      `|---:|${whichAlign}---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
+      `| subscribers |${whichHeader} connections | fan-out s | raw INSERT…SELECT s | ratio | end to end msg/s | SMTP ceiling msg/s | × ceiling | nodemailer raw pool msg/s | × pool | dispatcher RSS rest / peak MiB${dispatchers === 1 ? '' : ' (largest)'} | sink messages / recipients |`,
+      `|---:|${whichAlign}---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
     );
     for (const r of sendout) {
       out.push(
-        `| ${f(r.n)} |${which(r)} ${f(r.fanoutSeconds, 2)} | ${f(r.rawInsertSelectSeconds, 2)} | ${x(r.fanoutSeconds, r.rawInsertSelectSeconds)} | ${f(r.endToEndPerSecond)} (${f(r.endToEndSeconds, 1)} s) | ${f(r.smtpCeilingPerSecond)} | ${x(r.endToEndPerSecond, r.smtpCeilingPerSecond)} | ${f(r.transportCeilingPerSecond)} | ${x(r.endToEndPerSecond, r.transportCeilingPerSecond)} | ${f(r.dispatcherRestMiB)} / ${f(r.dispatcherPeakMiB)} | ${f(r.sinkMessages)} / ${f(r.sinkRecipients)} ${r.correct ? '✓' : '✗'} |`,
+        `| ${f(r.n)} |${which(r)} ${r.connections} | ${f(r.fanoutSeconds, 2)} | ${f(r.rawInsertSelectSeconds, 2)} | ${x(r.fanoutSeconds, r.rawInsertSelectSeconds)} | ${f(r.endToEndPerSecond)} (${f(r.endToEndSeconds, 1)} s) | ${f(r.smtpCeilingPerSecond)} | ${x(r.endToEndPerSecond, r.smtpCeilingPerSecond)} | ${f(r.transportCeilingPerSecond)} | ${x(r.endToEndPerSecond, r.transportCeilingPerSecond)} | ${f(r.dispatcherRestMiB)} / ${f(r.dispatcherPeakMiB)} | ${f(r.sinkMessages)} / ${f(r.sinkRecipients)} ${r.correct ? '✓' : '✗'} |`,
       );
     }
     out.push(
       '',
       'Where the CPU went while the letters went out (µs of CPU time per message, user + system, by process):',
       '',
-      `| subscribers |${whichHeader} dispatcher${dispatchers === 1 ? '' : 's'} | smtp-sink | PostgreSQL (all its processes) | sum | machine busy (all cores = 100 %) | WAL bytes per message |`,
-      `|---:|${whichAlign}---:|---:|---:|---:|---:|---:|`,
+      `| subscribers |${whichHeader} connections | dispatcher${dispatchers === 1 ? '' : 's'} | smtp-sink | PostgreSQL (all its processes) | sum | machine busy (all cores = 100 %) | WAL bytes per message |`,
+      `|---:|${whichAlign}---:|---:|---:|---:|---:|---:|---:|`,
     );
     for (const r of sendout) {
       const c = r.cpuPerMessageUs;
       out.push(
-        `| ${f(r.n)} |${which(r)} ${f(c.dispatcher)} | ${f(c.sink)} | ${f(c.postgres)} | ${f(c.dispatcher + c.sink + c.postgres)} | ${f(r.machineBusy * 100)} % | ${f(r.walBytesPerMessage)} |`,
+        `| ${f(r.n)} |${which(r)} ${r.connections} | ${f(c.dispatcher)} | ${f(c.sink)} | ${f(c.postgres)} | ${f(c.dispatcher + c.sink + c.postgres)} | ${f(r.machineBusy * 100)} % | ${f(r.walBytesPerMessage)} |`,
       );
     }
     const mine = sendout.filter((r) => r.service === current.label);
@@ -248,6 +255,7 @@ function render(): string {
         `Dispatcher peak RSS at ${f(last.n)} vs ${f(first.n)}: ${x(last.dispatcherPeakMiB, first.dispatcherPeakMiB)}`,
       );
     }
+    if (concurrencies.length > 1) out.push(...renderConcurrencies());
     if (baselineLabel) out.push(...renderSendoutComparison(baselineLabel));
   }
   if (killRuns.length) out.push(...renderKills());
@@ -360,23 +368,59 @@ function renderSendoutComparison(other: string): string[] {
     '',
     `### Send-out, ${mine} against ${other} (alternating runs, each on a fresh database)`,
     '',
-    `| subscribers | round | ${mine} msg/s | ${other} msg/s | ${mine} / ${other} | SMTP ceiling msg/s (mean of the pair) | ${mine} × ceiling | ${other} × ceiling |`,
-    '|---:|---|---:|---:|---:|---:|---:|---:|',
+    `| subscribers | connections | round | ${mine} msg/s | ${other} msg/s | ${mine} / ${other} | SMTP ceiling msg/s (mean of the pair) | ${mine} × ceiling | ${other} × ceiling |`,
+    '|---:|---:|---|---:|---:|---:|---:|---:|---:|',
   ];
-  const row = (n: number, round: string, a: SendoutResult[], b: SendoutResult[]) => {
+  const row = (n: number, connections: number, round: string, a: SendoutResult[], b: SendoutResult[]) => {
     const rate = (runs: SendoutResult[]) => mean(runs.map((r) => r.endToEndPerSecond));
     const toCeiling = (runs: SendoutResult[]) =>
       mean(runs.map((r) => r.endToEndPerSecond / r.smtpCeilingPerSecond));
     const ceiling = mean([...a, ...b].map((r) => r.smtpCeilingPerSecond));
     out.push(
-      `| ${f(n)} | ${round} | ${f(rate(a))} | ${f(rate(b))} | ${x(rate(a), rate(b))} | ${f(ceiling)} | ${toCeiling(a).toFixed(2)}× | ${toCeiling(b).toFixed(2)}× |`,
+      `| ${f(n)} | ${connections} | ${round} | ${f(rate(a))} | ${f(rate(b))} | ${x(rate(a), rate(b))} | ${f(ceiling)} | ${toCeiling(a).toFixed(2)}× | ${toCeiling(b).toFixed(2)}× |`,
     );
   };
   for (const n of sizes) {
-    const of = (label: string, round?: number) =>
-      sendout.filter((r) => r.n === n && r.service === label && (round === undefined || r.round === round));
-    for (let round = 1; round <= rounds; round++) row(n, String(round), of(mine, round), of(other, round));
-    if (rounds > 1) row(n, 'mean', of(mine), of(other));
+    for (const connections of concurrencies) {
+      const of = (label: string, round?: number) =>
+        sendout.filter(
+          (r) =>
+            r.n === n &&
+            r.connections === connections &&
+            r.service === label &&
+            (round === undefined || r.round === round),
+        );
+      for (let round = 1; round <= rounds; round++)
+        row(n, connections, String(round), of(mine, round), of(other, round));
+      if (rounds > 1) row(n, connections, 'mean', of(mine), of(other));
+    }
+  }
+  return out;
+}
+
+/** With several --concurrency values: this version's runs at each, side by side (mean of the rounds). */
+function renderConcurrencies(): string[] {
+  const out = [
+    '',
+    `### Send-out by SEND_CONCURRENCY (${current.label}, mean of ${rounds} round${rounds === 1 ? '' : 's'}; the ceilings with as many sessions)`,
+    '',
+    `| subscribers | connections | msg/s | × ${concurrencies[0]} connections | SMTP ceiling msg/s | × ceiling | nodemailer raw pool msg/s | × pool | CPU µs per message (all processes) |`,
+    '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const n of sizes) {
+    const at = (connections: number | undefined) =>
+      sendout.filter((r) => r.n === n && r.connections === connections && r.service === current.label);
+    const rate = (runs: SendoutResult[]) => mean(runs.map((r) => r.endToEndPerSecond));
+    const base = rate(at(concurrencies[0]));
+    for (const connections of concurrencies) {
+      const runs = at(connections);
+      const cpu = mean(
+        runs.map((r) => r.cpuPerMessageUs.dispatcher + r.cpuPerMessageUs.sink + r.cpuPerMessageUs.postgres),
+      );
+      out.push(
+        `| ${f(n)} | ${connections} | ${f(rate(runs))} | ${x(rate(runs), base)} | ${f(mean(runs.map((r) => r.smtpCeilingPerSecond)))} | ${mean(runs.map((r) => r.endToEndPerSecond / r.smtpCeilingPerSecond)).toFixed(2)}× | ${f(mean(runs.map((r) => r.transportCeilingPerSecond)))} | ${mean(runs.map((r) => r.endToEndPerSecond / r.transportCeilingPerSecond)).toFixed(2)}× | ${f(cpu)} |`,
+      );
+    }
   }
   return out;
 }

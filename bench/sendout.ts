@@ -38,14 +38,16 @@ export interface SendoutResult {
   round: number;
   /** Dispatcher processes that sent it. */
   dispatchers: number;
+  /** SEND_CONCURRENCY of each dispatcher: its SMTP connections, and the sessions of both ceilings. */
+  connections: number;
   fanoutSeconds: number;
   rawInsertSelectSeconds: number;
   endToEndSeconds: number;
   endToEndPerSecond: number;
-  /** smtp-source -d -s 10 into the same kind of sink, same message. */
+  /** smtp-source -d -s <connections> into the same kind of sink, same message. */
   smtpCeilingPerSecond: number;
   smtpCeilingMessages: number;
-  /** A bare nodemailer pool sending the pre-built message (raw), 10 connections. */
+  /** A bare nodemailer pool sending the pre-built message (raw), <connections> connections. */
   transportCeilingPerSecond: number;
   transportCeilingMessages: number;
   dispatcherRestMiB: number;
@@ -69,6 +71,8 @@ export interface SendoutOptions {
   ceilingMessages: number;
   /** Dispatcher processes (`npm run worker` each) sharing the send-out, as SPEC's several dispatchers. */
   dispatchers: number;
+  /** SEND_CONCURRENCY for each dispatcher; the ceilings open as many SMTP sessions. */
+  connections: number;
   service: ServiceVersion;
   round: number;
   log: (line: string) => void;
@@ -130,7 +134,7 @@ async function rawInsertSelect(db: Db): Promise<number> {
   return seconds;
 }
 
-async function smtpSourceCeiling(letter: Buffer, messages: number): Promise<number> {
+async function smtpSourceCeiling(letter: Buffer, messages: number, sessions: number): Promise<number> {
   const sink = await startSink();
   const file = join('/dev/shm', `oneletter-letter-${process.pid}.eml`);
   await writeFile(file, letter.toString('utf8').replace(/\r\n/g, '\n'));
@@ -142,7 +146,7 @@ async function smtpSourceCeiling(letter: Buffer, messages: number): Promise<numb
         [
           '-d',
           '-s',
-          '10',
+          String(sessions),
           '-m',
           String(messages),
           '-F',
@@ -169,14 +173,14 @@ async function smtpSourceCeiling(letter: Buffer, messages: number): Promise<numb
   }
 }
 
-async function nodemailerCeiling(letter: Buffer, messages: number): Promise<number> {
+async function nodemailerCeiling(letter: Buffer, messages: number, connections: number): Promise<number> {
   const sink = await startSink();
   const transport = nodemailer.createTransport({
     host: '127.0.0.1',
     port: sink.port,
     secure: false,
     pool: true,
-    maxConnections: 10,
+    maxConnections: connections,
     maxMessages: Number.POSITIVE_INFINITY,
   });
   try {
@@ -246,7 +250,8 @@ async function walPosition(db: Db): Promise<number> {
 
 export async function measureSendout(n: number, options: SendoutOptions): Promise<SendoutResult> {
   const { service } = options;
-  const log = (line: string) => options.log(`${service.label}, n=${n}: ${line}`);
+  const log = (line: string) =>
+    options.log(`${service.label}, n=${n}, ${options.connections} connections: ${line}`);
   const database = await service.freshDatabase();
   const { db, url } = database;
   const sink = await startSink();
@@ -259,7 +264,17 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
     await seed(db, n);
 
     workers = Array.from({ length: options.dispatchers }, () =>
-      startService('worker', { DATABASE_URL: url, SMTP_URL: sink.url, MAIL_FROM, PUBLIC_URL }, service.root),
+      startService(
+        'worker',
+        {
+          DATABASE_URL: url,
+          SMTP_URL: sink.url,
+          MAIL_FROM,
+          PUBLIC_URL,
+          SEND_CONCURRENCY: String(options.connections),
+        },
+        service.root,
+      ),
     );
     await Promise.all(workers.map((w) => w.waitForLine(/dispatcher started/)));
     await sleep(500);
@@ -317,15 +332,16 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
     log('ceilings');
     const letter = await sampleLetter();
     const ceilingMessages = Math.min(n, options.ceilingMessages);
-    const smtpCeilingPerSecond = await smtpSourceCeiling(letter, ceilingMessages);
+    const smtpCeilingPerSecond = await smtpSourceCeiling(letter, ceilingMessages, options.connections);
     const transportMessages = Math.min(n, Math.ceil(options.ceilingMessages / 4));
-    const transportCeilingPerSecond = await nodemailerCeiling(letter, transportMessages);
+    const transportCeilingPerSecond = await nodemailerCeiling(letter, transportMessages, options.connections);
 
     return {
       n,
       service: service.label,
       round: options.round,
       dispatchers: options.dispatchers,
+      connections: options.connections,
       fanoutSeconds,
       rawInsertSelectSeconds,
       endToEndSeconds,
