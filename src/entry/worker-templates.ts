@@ -29,6 +29,7 @@ import favicon from '../../templates/pages/favicon.svg';
 // @ts-expect-error: a .js file bundled as text by wrangler's rules, not a module TypeScript can read
 import formJs from '../../templates/pages/form.js';
 import formPage from '../../templates/pages/form.liquid';
+import homePage from '../../templates/pages/home.liquid';
 import layout from '../../templates/pages/layout.liquid';
 import snippet from '../../templates/pages/snippet.liquid';
 import style from '../../templates/pages/style.css';
@@ -66,6 +67,7 @@ export const workerTemplates: TemplateSources = {
   'pages/favicon.svg': favicon,
   'pages/form.js': formJs,
   'pages/form.liquid': formPage,
+  'pages/home.liquid': homePage,
   'pages/layout.liquid': layout,
   'pages/snippet.liquid': snippet,
   'pages/style.css': style,

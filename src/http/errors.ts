@@ -1,6 +1,7 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { Config } from '../config.js';
 import type { AppEnv, Deps } from '../deps.js';
 import { describeError } from '../log.js';
 
@@ -146,7 +147,7 @@ export async function respondError(c: Context<AppEnv>, error: AppError): Promise
     error.code === 'token_invalid' || error.code === 'token_expired' || error.code === 'invalid_email';
   const html = await deps.renderer
     .page('error', {
-      ...pageVars(deps),
+      ...pageVars(deps, c.req.path),
       title: error.title ?? titles[error.status] ?? 'Something went wrong',
       message: error.message,
       offer_subscribe: offerSubscribe,
@@ -156,15 +157,27 @@ export async function respondError(c: Context<AppEnv>, error: AppError): Promise
   return c.html(html, error.status);
 }
 
-/** The variables every page template gets. */
-export function pageVars(deps: Deps): Record<string, unknown> {
+/**
+ * The variables every page template gets. With the path being answered, `site_here` says the page is the
+ * site's address itself (SITE_URL unset, or pointing at this service): its "Back to …" links would loop.
+ */
+export function pageVars(deps: Deps, path?: string): Record<string, unknown> {
   return {
+    site_here: path !== undefined && isSiteUrl(deps.config, path),
     site_name: deps.config.siteName,
     site_url: deps.config.siteUrl,
     public_url: deps.config.publicUrl,
     confirm_hours: Math.round(deps.config.confirmTokenTtlMs / 3_600_000),
     altcha: Boolean(deps.config.altchaHmacKey),
   };
+}
+
+/** Whether `path` of this service (behind PUBLIC_URL) is SITE_URL's page; a trailing slash, query or fragment aside. */
+function isSiteUrl(config: Pick<Config, 'publicUrl' | 'siteUrl'>, path: string): boolean {
+  const page = (url: URL) => `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+  const here = new URL(config.publicUrl);
+  here.pathname = `${here.pathname.replace(/\/+$/, '')}${path}`;
+  return page(here) === page(new URL(config.siteUrl));
 }
 
 function escapeHtml(s: string): string {
