@@ -9,7 +9,7 @@ import { checkPublisherToken } from '../http/token-guesses.js';
 import { outboxPages } from './outbox.js';
 import { overviewRoutes } from './overview.js';
 import type { AdminEnv } from './page.js';
-import { PREVIEW_FRAME_PATH } from './page.js';
+import { adminErrorPage, PREVIEW_FRAME_PATH } from './page.js';
 import { publishRoutes } from './publish.js';
 import { sendoutRoutes } from './sendout.js';
 import {
@@ -50,6 +50,7 @@ export const PREVIEW_FRAME_CSP =
 export function adminHeaders(config: Config): MiddlewareHandler<AppEnv> {
   const csp = adminCsp(config);
   return async (c, next) => {
+    c.set('errorPage', (error) => adminErrorPage(c, error));
     await next();
     c.header('Cache-Control', 'no-store');
     // With no-referrer, browsers send `Origin: null` on form posts; same-origin lets them name the dashboard.

@@ -9,6 +9,7 @@ import essayTxt from '../../templates/email/essay.txt.liquid';
 // @ts-expect-error: a .js file bundled as text by wrangler's rules, not a module TypeScript can read
 import adminJs from '../../templates/pages/admin/admin.js';
 import adminErase from '../../templates/pages/admin/erase.liquid';
+import adminError from '../../templates/pages/admin/error.liquid';
 import adminImport from '../../templates/pages/admin/import.liquid';
 import adminLayout from '../../templates/pages/admin/layout.liquid';
 import adminOutbox from '../../templates/pages/admin/outbox.liquid';
@@ -48,6 +49,7 @@ export const workerTemplates: TemplateSources = {
   'email/essay.txt.liquid': essayTxt,
   'pages/admin/admin.js': adminJs,
   'pages/admin/erase.liquid': adminErase,
+  'pages/admin/error.liquid': adminError,
   'pages/admin/import.liquid': adminImport,
   'pages/admin/layout.liquid': adminLayout,
   'pages/admin/outbox-email.liquid': adminOutboxEmail,

@@ -2,7 +2,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Config } from '../config.js';
-import type { AppEnv, Deps } from '../deps.js';
+import type { AppEnv, Deps, ErrorView } from '../deps.js';
 import { describeError } from '../log.js';
 
 /** Every error code a client can see, with its HTTP status. */
@@ -141,20 +141,28 @@ export async function respondError(c: Context<AppEnv>, error: AppError): Promise
   if (wantsJson(c)) {
     return c.json({ error: { code: error.code, message: error.message } }, error.status);
   }
-  const deps = c.get('deps');
-  // A dead link, or an address the form refused: the page offers the form again.
-  const offerSubscribe =
-    error.code === 'token_invalid' || error.code === 'token_expired' || error.code === 'invalid_email';
-  const html = await deps.renderer
-    .page('error', {
-      ...pageVars(deps, c.req.path),
-      title: error.title ?? titles[error.status] ?? 'Something went wrong',
-      message: error.message,
-      offer_subscribe: offerSubscribe,
-      retry: error.code === 'invalid_email',
-    })
-    .catch(() => `<!doctype html><title>Error</title><p>${error.status}: ${escapeHtml(error.message)}</p>`);
+  const view = {
+    status: error.status,
+    title: error.title ?? titles[error.status] ?? 'Something went wrong',
+    message: error.message,
+  };
+  const ownPage = c.get('errorPage');
+  const html = await (ownPage ? ownPage(view) : readerErrorPage(c, error, view)).catch(
+    () => `<!doctype html><title>Error</title><p>${error.status}: ${escapeHtml(error.message)}</p>`,
+  );
   return c.html(html, error.status);
+}
+
+/** The readers' error page: a dead link, or an address the form refused, offers the form again. */
+function readerErrorPage(c: Context<AppEnv>, error: AppError, view: ErrorView): Promise<string> {
+  const deps = c.get('deps');
+  return deps.renderer.page('error', {
+    ...pageVars(deps, c.req.path),
+    ...view,
+    offer_subscribe:
+      error.code === 'token_invalid' || error.code === 'token_expired' || error.code === 'invalid_email',
+    retry: error.code === 'invalid_email',
+  });
 }
 
 /**

@@ -310,6 +310,16 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
     expect(file.suggestedFilename()).toMatch(/^subscribers-\d{4}-\d{2}-\d{2}\.csv$/);
   });
 
+  it("a page not found is in the dashboard's layout, with its navigation", async () => {
+    expect((await page.goto(`${served.url}/admin/no-such-page`))?.status()).toBe(404);
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Page not found');
+    await page.getByRole('navigation').getByRole('link', { name: 'Overview' }).waitFor();
+    await checkDashboardPage(page, 'admin-404');
+    expect(consoleErrors.splice(0)).toEqual(['404 /admin/no-such-page']);
+    await page.getByRole('link', { name: 'Back to the overview' }).click();
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
+  });
+
   it('signs out, and the dashboard asks for the token again', async () => {
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('heading', { name: 'Sign in to the dashboard' }).waitFor();
