@@ -58,6 +58,10 @@ export function adminHeaders(config: Config): MiddlewareHandler<AppEnv> {
     if (c.req.path === PREVIEW_FRAME_PATH) {
       c.header('Content-Security-Policy', PREVIEW_FRAME_CSP);
       c.header('X-Frame-Options', 'SAMEORIGIN');
+      // Sandboxed, the letter has an opaque origin, which has an agent cluster of its own anyway: asking for
+      // one keyed to this origin (Origin-Agent-Cluster, as every other answer does) is a request Chromium
+      // can't grant, and says so in the console.
+      c.res.headers.delete('Origin-Agent-Cluster');
     } else {
       c.header('Content-Security-Policy', csp);
     }

@@ -102,6 +102,7 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
   let served: ServedService;
   let page: Page;
   let consoleErrors: string[];
+  let consoleWarnings: string[];
 
   beforeAll(async () => {
     browser = await launchChromium();
@@ -112,7 +113,7 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
     });
     await seedSubscribers(served.service.database.db, 'confirmed', addresses('reader', READERS));
     await seedSubscribers(served.service.database.db, 'pending', addresses('waiting', WAITING));
-    ({ page, consoleErrors } = await openPage(browser));
+    ({ page, consoleErrors, consoleWarnings } = await openPage(browser));
   });
 
   afterAll(async () => {
@@ -149,6 +150,8 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
     await checkPreviewPage(page);
     await checkDashboardPage(page, 'admin-preview', 'iframe.letter');
     expect(served.service.smtp.received).toEqual([]);
+    // The page and its sandboxed frame agree on their agent cluster (Origin-Agent-Cluster): nothing to warn.
+    expect(consoleWarnings).toEqual([]);
   });
 
   it('sends a test of the letter to one address, and the send-out knows nothing of it', async () => {
