@@ -34,8 +34,20 @@ export type DocsAsset = 'swagger-ui-bundle.js' | 'swagger-ui.css';
 /** The files of the ALTCHA widget the service serves: the widget, its styles, its proof-of-work worker. */
 export type AltchaWidgetFile = 'widget.js' | 'widget.css' | 'worker.js';
 
+/** An error as a page shows it. */
+export interface ErrorView {
+  status: number;
+  title: string;
+  message: string;
+}
+
 export type AppEnv = {
   Variables: {
     deps: Deps;
+    /**
+     * The error page of the part of the service answering (the dashboard's, under /admin), set by its
+     * middleware; unset: the readers' page. The one error handler (src/http/errors.ts) renders with it.
+     */
+    errorPage?: (error: ErrorView) => Promise<string>;
   };
 };

@@ -229,6 +229,9 @@ describe('the dashboard refuses anyone without a valid session', () => {
     const frame = await admin.get(`/admin/publish/preview-frame?${new URLSearchParams(ESSAY)}`);
     expect(frame.headers.get('content-security-policy')).toMatch(/sandbox;.*frame-ancestors 'self'/);
     expect(frame.headers.get('content-security-policy')).not.toContain('script-src');
+    // The page asks for an origin-keyed agent cluster; the sandboxed frame (an opaque origin) asks for none.
+    expect(res.headers.get('origin-agent-cluster')).toBe('?1');
+    expect(frame.headers.get('origin-agent-cluster')).toBeNull();
   });
 
   it('what publishers and readers typed is shown as text, never as markup', async () => {

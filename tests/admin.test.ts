@@ -218,10 +218,35 @@ describe('the publisher dashboard', () => {
     expect(html).toContain('No subscriber matches an address containing “nobody-here”.');
   });
 
-  it('an unknown send-out or subscriber is a 404 page', async () => {
+  it("an unknown page, send-out or subscriber is a 404 page in the dashboard's layout", async () => {
     const admin = await signIn(s);
-    expect((await admin.get('/admin/sendouts/no-such-essay')).status).toBe(404);
-    expect((await admin.get('/admin/subscribers/999999')).status).toBe(404);
+    for (const path of [
+      '/admin/no-such-page',
+      '/admin/sendouts/no-such-essay',
+      '/admin/subscribers/999999',
+    ]) {
+      const res = await admin.get(path);
+      expect(res.status, path).toBe(404);
+      const html = await res.text();
+      expect(html, path).toContain('<title>Page not found · Test Essays dashboard</title>');
+      expect(html, path).toContain('<nav aria-label="Dashboard">');
+      expect(html, path).toContain('<a href="/admin">Back to the overview</a>');
+      // Not the readers' page: no footer promise, no link back to the site.
+      expect(html, path).not.toContain('Unsubscribe anytime');
+    }
+  });
+
+  it("an error before signing in is in the dashboard's layout too, without its navigation", async () => {
+    const res = await s.app.request('/admin/sign-in', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', origin: 'http://localhost' },
+      body: 'csrf=forged&token=x',
+    });
+    expect(res.status).toBe(403);
+    const html = await res.text();
+    expect(html).toContain('<title>Sign-in form expired · Test Essays dashboard</title>');
+    expect(html).not.toContain('<nav');
+    expect(html).toContain('<a href="/admin/sign-in">Sign in to the dashboard</a>');
   });
 
   it('signing out ends the session in the browser', async () => {

@@ -77,24 +77,46 @@ describe('the publisher CLI', () => {
   });
 
   it('answers --help for the CLI and each of its commands, on standard output with exit 0', async () => {
-    for (const args of [
-      ['--help'],
-      ['-h'],
-      [],
-      ['publish', '--help'],
-      ['resend-unknown', '--help'],
-      ['subscribers', '--help'],
-      ['stats', '--help'],
-      ['feed', '--help'],
-      ['doctor', '--help'],
-    ]) {
+    for (const args of [['--help'], ['-h'], []]) {
       const result = await cli(args);
       expect(result.code, args.join(' ')).toBe(0);
-      expect(result.stdout, args.join(' ')).toMatch(/Usage/);
+      expect(result.stdout, args.join(' ')).toMatch(/^Usage: npm run cli -- <command>/);
     }
     const overview = await cli(['--help']);
     for (const command of ['publish', 'resend-unknown', 'subscribers', 'stats', 'feed', 'doctor'])
       expect(overview.stdout).toContain(command);
+  });
+
+  it('gives every command and subcommand its own --help: its usage, what it does, an example', async () => {
+    // Each command's words, and how its usage line begins.
+    const commands: [string[], string][] = [
+      [['publish'], 'npm run publish -- <slug>'],
+      [['resend-unknown'], 'npm run cli -- resend-unknown <slug>'],
+      [['subscribers'], 'npm run cli -- subscribers <export|import|erase>'],
+      [['subscribers', 'export'], 'npm run cli -- subscribers export'],
+      [['subscribers', 'import'], 'npm run cli -- subscribers import FILE'],
+      [['subscribers', 'erase'], 'npm run cli -- subscribers erase <email-or-id>'],
+      [['stats'], 'npm run cli -- stats'],
+      [['feed', 'send'], 'npm run cli -- feed send <entry>'],
+      [['doctor'], 'npm run doctor'],
+    ];
+    const texts = new Set<string>();
+    for (const [words, usage] of commands) {
+      const { code, stdout } = await cli([...words, '--help']);
+      const named = words.join(' ');
+      expect(code, named).toBe(0);
+      expect(stdout.startsWith(`Usage: ${usage}`), `${named}:\n${stdout}`).toBe(true);
+      expect(stdout.split('\nExample:\n')[1], named).toMatch(new RegExp(`^  npm run (\\S+ -- )?${named} `));
+      texts.add(stdout);
+    }
+    expect(texts.size, 'each command prints a text of its own').toBe(commands.length);
+  });
+
+  it('names the command whose --help lists the options when an option is unknown', async () => {
+    const result = await cli(['subscribers', 'export', '--colour']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain("Unknown option '--colour'");
+    expect(result.stderr).toContain('npm run cli -- subscribers export --help');
   });
 
   it('tells a missing token from a wrong one', async () => {

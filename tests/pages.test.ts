@@ -41,3 +41,62 @@ describe("the readers' pages", () => {
     expect(html).toContain(`<form method="post" action="${PUBLIC_URL}/subscribe"`);
   });
 });
+
+describe("the service's own address", () => {
+  /** The targets of a page's links, as written. */
+  const links = (html: string) => [...html.matchAll(/<a [^>]*href="([^"]*)"/g)].map((m) => m[1]);
+  const selfLink = (html: string, url: string) =>
+    links(html).some((href) => href?.replace(/\/+$/, '') === url.replace(/\/+$/, ''));
+
+  it('/ tells a newcomer what this is, with the way to subscribe and to the dashboard', async () => {
+    const res = await s.app.request('/', { headers: { accept: 'text/html' } });
+    expect(res.status).toBe(200);
+    const html = await res.text();
+    expect(html).toContain('the newsletter of Test Essays');
+    expect(links(html)).toEqual(expect.arrayContaining([`${PUBLIC_URL}/form`, `${PUBLIC_URL}/admin`]));
+    // SITE_URL unset: the site's address is this page, and nothing on it links to itself.
+    expect(selfLink(html, PUBLIC_URL)).toBe(false);
+    expect(html).toContain('SITE_URL');
+  });
+
+  it('a page not found leads back somewhere that is not itself, and is not a page not found', async () => {
+    const res = await s.app.request('/no-such-page', { headers: { accept: 'text/html' } });
+    expect(res.status).toBe(404);
+    const html = await res.text();
+    expect(selfLink(html, `${PUBLIC_URL}/no-such-page`)).toBe(false);
+    const back = links(html).find((href) => href?.startsWith(PUBLIC_URL));
+    expect(back).toBe(PUBLIC_URL);
+    const there = await s.app.request(new URL(back ?? '').pathname || '/');
+    expect(there.status).toBe(200);
+  });
+
+  it('a page not found at SITE_URL itself (a wrong setting) does not link to itself', async () => {
+    const other = await createTestService({ SITE_URL: `${PUBLIC_URL}/home/` });
+    try {
+      const res = await other.app.request('/home', { headers: { accept: 'text/html' } });
+      expect(res.status).toBe(404);
+      const html = await res.text();
+      expect(selfLink(html, `${PUBLIC_URL}/home`)).toBe(false);
+      expect(html).not.toContain('Back to');
+      // Elsewhere, the links lead to SITE_URL as set.
+      const home = await other.app.request('/');
+      expect(links(await home.text())).toContain(`${PUBLIC_URL}/home`);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('with SITE_URL set to the site, / and a page not found lead back to the site', async () => {
+    const other = await createTestService({ SITE_URL: 'https://essays.example.test/' });
+    try {
+      for (const path of ['/', '/no-such-page']) {
+        const html = await (await other.app.request(path)).text();
+        expect(links(html), path).toContain('https://essays.example.test');
+        expect(html, path).toContain('Back to Test Essays');
+        expect(html, path).not.toContain('SITE_URL');
+      }
+    } finally {
+      await other.close();
+    }
+  });
+});

@@ -1,5 +1,5 @@
 import type { Context } from 'hono';
-import type { AppEnv } from '../deps.js';
+import type { AppEnv, ErrorView } from '../deps.js';
 import { pageVars } from '../http/errors.js';
 import type { AdminSession } from './session.js';
 
@@ -26,4 +26,20 @@ export async function adminPage(
     ...vars,
   });
   return c.html(html, status);
+}
+
+/**
+ * The dashboard's page for an error under /admin (a page not found, a form expired): its layout, with the
+ * navigation once signed in, and a way back to the overview unless the error is the overview's own.
+ */
+export function adminErrorPage(c: Context<AdminEnv>, error: ErrorView): Promise<string> {
+  const deps = c.get('deps');
+  return deps.renderer.page('admin/error', {
+    ...pageVars(deps),
+    ...error,
+    csrf: c.get('csrf'),
+    section: 'error',
+    has_outbox: Boolean(deps.outbox),
+    back: c.req.path !== '/admin',
+  });
 }

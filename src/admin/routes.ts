@@ -9,7 +9,7 @@ import { checkPublisherToken } from '../http/token-guesses.js';
 import { outboxPages } from './outbox.js';
 import { overviewRoutes } from './overview.js';
 import type { AdminEnv } from './page.js';
-import { PREVIEW_FRAME_PATH } from './page.js';
+import { adminErrorPage, PREVIEW_FRAME_PATH } from './page.js';
 import { publishRoutes } from './publish.js';
 import { sendoutRoutes } from './sendout.js';
 import {
@@ -50,6 +50,7 @@ export const PREVIEW_FRAME_CSP =
 export function adminHeaders(config: Config): MiddlewareHandler<AppEnv> {
   const csp = adminCsp(config);
   return async (c, next) => {
+    c.set('errorPage', (error) => adminErrorPage(c, error));
     await next();
     c.header('Cache-Control', 'no-store');
     // With no-referrer, browsers send `Origin: null` on form posts; same-origin lets them name the dashboard.
@@ -57,6 +58,10 @@ export function adminHeaders(config: Config): MiddlewareHandler<AppEnv> {
     if (c.req.path === PREVIEW_FRAME_PATH) {
       c.header('Content-Security-Policy', PREVIEW_FRAME_CSP);
       c.header('X-Frame-Options', 'SAMEORIGIN');
+      // Sandboxed, the letter has an opaque origin, which has an agent cluster of its own anyway: asking for
+      // one keyed to this origin (Origin-Agent-Cluster, as every other answer does) is a request Chromium
+      // can't grant, and says so in the console.
+      c.res.headers.delete('Origin-Agent-Cluster');
     } else {
       c.header('Content-Security-Policy', csp);
     }

@@ -119,59 +119,86 @@ export async function applyReports(db: Db, input: ApplyReportsInput): Promise<Re
   };
 }
 
-/** Records these event ids; returns those that were new (the others were recorded before). */
+/**
+ * Records these event ids; returns those that were new (the others were recorded before). In sorted order:
+ * two transactions that record some of the same ids wait for each other in the same order.
+ */
 async function recordReceipts(db: Db, source: ReportSource, ids: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set();
   const recorded = await rows<{ event_id: string }>(
     db,
     sql`insert into bounce_receipts (source, event_id)
         select ${source}, value from json_array_elements_text(${jsonParam(ids)}::json)
+        order by value collate "C"
         on conflict do nothing
         returning event_id`,
   );
   return new Set(recorded.map((r) => r.event_id));
 }
 
+/**
+ * Applies the reports, taking every lock in an order all report transactions share, so that two of them never
+ * deadlock (tests/bounces.concurrency.test.ts): the event ids (recordReceipts, sorted), then the subscribers
+ * the reports name, in id order; then one statement changes them all, so the running counts' trigger
+ * (drizzle/0010) fires once and takes its rows in key order. (Applied in a statement per kind of report, each
+ * firing took its own rows, and two transactions could take the same rows in opposite orders.)
+ */
 async function applyInTransaction(
   tx: Db,
   source: ReportSource,
   reports: BounceReport[],
   softBounceLimit: number,
 ): Promise<{ duplicate: boolean; changed: { id: number; email: string }[]; matched: number }> {
-  const byKind = (kind: ReportKind) =>
-    reports
-      .filter((r) => r.kind === kind)
-      .map((r) => ({
-        email: r.email.trim().toLowerCase(),
-        reason: r.reason?.slice(0, REASON_MAX) ?? null,
-        essay_id: r.essayId ?? null,
-      }));
-  const changed: { id: number; email: string }[] = [];
-  let matched = 0;
-  // Soft bounces before deliveries: a batch often holds a letter's deferral and then its delivery.
-  const soft = await softBounces(tx, source, byKind('soft_bounce'), softBounceLimit);
-  matched += await delivered(tx, byKind('delivered'));
-  const hard = await bounces(tx, source, byKind('bounce'));
-  const complaints = await complainers(tx, source, byKind('complaint'));
-  for (const r of [soft, hard, complaints]) {
-    changed.push(...r.changed);
-    matched += r.matched;
-  }
-  return { duplicate: false, changed, matched };
+  if (reports.length === 0) return { duplicate: false, changed: [], matched: 0 };
+  const list = reports.map((r, ord) => ({
+    ord,
+    kind: r.kind,
+    email: r.email.trim().toLowerCase(),
+    reason: r.reason?.slice(0, REASON_MAX) ?? null,
+    essay_id: r.essayId ?? null,
+  }));
+  await lockSubscribers(tx, [...new Set(list.map((r) => r.email))]);
+  const result = await rows<{ id: number | null; email: string | null; matched: number }>(
+    tx,
+    sql`with ${reportCtes(list, softBounceLimit)},
+        updated as (${UPDATE_SUBSCRIBERS}), event as (${eventsInsert(source, softBounceLimit)})
+        select o.id, o.email, (select count(*)::int from matched) + (select count(*)::int from outcome where reset) as matched
+        from (select 1) one left join outcome o on o.soft_stop or o.hard_stop or o.complaint_stop`,
+  );
+  return { duplicate: false, ...applied(result) };
 }
 
-type Row = { email: string; reason: string | null; essay_id: number | null };
-type Applied = { changed: { id: number; email: string }[]; matched: number };
+/**
+ * Locks the subscribers with these addresses in id order. The statement that follows then reads them as
+ * they are (nobody else can change them before this transaction ends) and waits for no row.
+ */
+async function lockSubscribers(tx: Db, emails: string[]): Promise<void> {
+  await tx.execute(
+    sql`select id from subscribers
+        where lower(email) in (select value from json_array_elements_text(${jsonParam(emails)}::json))
+        order by id for update`,
+  );
+}
+
+type Row = { ord: number; kind: ReportKind; email: string; reason: string | null; essay_id: number | null };
 
 /**
- * The reports that name a subscriber, with the letter each is about: the one given, else the latest essay
- * whose letter was handed to the mail server, found one essay at a time by the ledger's primary key.
+ * What the reports do to each subscriber they name, as if applied one kind after another: soft bounces
+ * (a batch often holds a letter's deferral and then its delivery), deliveries, hard bounces, complaints.
+ *
+ * - `matched`: each report but a delivery that names a subscriber, with the letter it is about: the one
+ *   given, else the latest essay whose letter was handed to the mail server (by the ledger's primary key).
+ * - `outcome`, per subscriber: soft bounces count once per letter not counted before (0 stands for a letter
+ *   that is no essay's, a confirmation email), and reaching the limit suppresses a pending or confirmed
+ *   address (`soft_stop`); a delivery starts the count again from none (`reset`); a hard bounce suppresses
+ *   (`hard_stop`) and a complaint unsubscribes (`complaint_stop`) an address still on the list.
  */
-const matchedCtes = (list: Row[]) => sql`
+const reportCtes = (list: Row[], limit: number) => sql`
   input as (
-    select * from json_to_recordset(${jsonParam(list)}::json) as r(email text, reason text, essay_id int)
+    select * from json_to_recordset(${jsonParam(list)}::json)
+      as r(ord int, kind text, email text, reason text, essay_id int)
   ), matched as (
-    select s.id, s.status, r.reason,
+    select r.ord, r.kind, s.id, r.reason,
            coalesce(r.essay_id, (
              select e.id from essays e
              where exists (
@@ -182,103 +209,70 @@ const matchedCtes = (list: Row[]) => sql`
              limit 1
            )) as essay_id
     from input r join subscribers s on lower(s.email) = r.email
+    where r.kind <> 'delivered'
+  ), per as (
+    select s.id, s.email, s.soft_bounces, s.soft_bounced_essay_id,
+           s.status in ('pending', 'confirmed') as receiving,
+           count(distinct coalesce(m.essay_id, 0)) filter (
+             where m.kind = 'soft_bounce' and coalesce(m.essay_id, 0) is distinct from s.soft_bounced_essay_id
+           )::int as letters,
+           max(coalesce(m.essay_id, 0)) filter (where m.kind = 'soft_bounce') as last_essay,
+           coalesce(bool_or(m.kind = 'soft_bounce'), false) as soft,
+           coalesce(bool_or(m.kind = 'bounce'), false) as hard,
+           coalesce(bool_or(m.kind = 'complaint'), false) as complaint,
+           exists (select 1 from input d where d.kind = 'delivered' and d.email = lower(s.email)) as delivered
+    from subscribers s left join matched m on m.id = s.id
+    where lower(s.email) in (select email from input)
+    group by s.id
+  ), counted as (
+    select p.*, p.soft_bounces + p.letters as soft_count,
+           p.receiving and p.soft and p.soft_bounces + p.letters >= ${limit}::int as soft_stop
+    from per p
+  ), outcome as (
+    select c.*,
+           c.delivered and c.soft_count > 0 as reset,
+           c.receiving and c.hard and not c.soft_stop as hard_stop,
+           c.receiving and c.complaint and not c.hard and not c.soft_stop as complaint_stop
+    from counted c
   )`;
 
-/**
- * What a hard bounce and a complaint do to an address still on the list: its status (no more mail), the time
- * of it, and the event in the subscriber's history (also when they had already left).
- */
-const STOPS = {
-  bounced: sql`status = 'bounced', bounced_at = now()`,
-  complained: sql`status = 'unsubscribed', unsubscribed_at = now()`,
-} as const;
-
-const bounces = (db: Db, source: ReportSource, list: Row[]) => stopMail(db, source, list, 'bounced');
-const complainers = (db: Db, source: ReportSource, list: Row[]) => stopMail(db, source, list, 'complained');
-
-async function stopMail(
-  db: Db,
-  source: ReportSource,
-  list: Row[],
-  kind: keyof typeof STOPS,
-): Promise<Applied> {
-  if (list.length === 0) return { changed: [], matched: 0 };
-  const result = await rows<{ id: number | null; email: string | null; matched: number }>(
-    db,
-    sql`with ${matchedCtes(list)},
-        changed as (
-          update subscribers set ${STOPS[kind]}, updated_at = now()
-          where id in (select id from matched) and status in ('pending', 'confirmed')
-          returning id, email
-        ), event as (
-          insert into subscriber_events (subscriber_id, kind, source, reason, essay_id)
-          select id, ${sql.raw(`'${kind}'`)}, ${source}, reason, essay_id from matched
-        )
-        select c.id, c.email, (select count(*)::int from matched) as matched
-        from (select 1) one left join changed c on true`,
-  );
-  return applied(result);
-}
+/** The subscribers' new state, in one statement (see applyInTransaction). */
+const UPDATE_SUBSCRIBERS = sql`
+  update subscribers s set
+    soft_bounces = case when o.reset then 0 else o.soft_count end,
+    soft_bounced_essay_id = case when o.reset then null
+                                 when o.letters > 0 then o.last_essay else s.soft_bounced_essay_id end,
+    status = case when o.soft_stop or o.hard_stop then 'bounced'::subscriber_status
+                  when o.complaint_stop then 'unsubscribed'::subscriber_status else s.status end,
+    bounced_at = case when o.soft_stop or o.hard_stop then now() else s.bounced_at end,
+    unsubscribed_at = case when o.complaint_stop then now() else s.unsubscribed_at end,
+    updated_at = case when o.soft or o.hard_stop or o.complaint_stop then now() else s.updated_at end
+  from outcome o
+  where s.id = o.id and (o.soft or o.reset or o.hard_stop or o.complaint_stop)`;
 
 /**
- * Soft bounces: each is recorded; the count goes up once per letter not counted before (0 stands for a letter
- * that is no essay's, a confirmation email). Reaching `limit` suppresses a pending or confirmed address,
- * with a `bounced` event that says why.
+ * Every bounce and complaint in the subscriber's history, with its source and the reporter's words, also
+ * when the address had already left (complaints often come days later); and the `bounced` event that says
+ * why soft bounces suppressed an address.
  */
-async function softBounces(db: Db, source: ReportSource, list: Row[], limit: number): Promise<Applied> {
-  if (list.length === 0) return { changed: [], matched: 0 };
-  const result = await rows<{ id: number | null; email: string | null; matched: number }>(
-    db,
-    sql`with ${matchedCtes(list)},
-        per as (
-          select m.id,
-                 count(distinct coalesce(m.essay_id, 0))
-                   filter (where coalesce(m.essay_id, 0) is distinct from s.soft_bounced_essay_id)::int as letters,
-                 max(coalesce(m.essay_id, 0)) as last_essay,
-                 s.soft_bounces, s.status in ('pending', 'confirmed') as receiving
-          from matched m join subscribers s on s.id = m.id
-          group by m.id, s.soft_bounced_essay_id, s.soft_bounces, s.status
-        ), updated as (
-          update subscribers s set
-            soft_bounces = s.soft_bounces + p.letters,
-            soft_bounced_essay_id = case when p.letters > 0 then p.last_essay else s.soft_bounced_essay_id end,
-            status = (case when p.receiving and s.soft_bounces + p.letters >= ${limit}::int
-                           then 'bounced' else s.status::text end)::subscriber_status,
-            bounced_at = case when p.receiving and s.soft_bounces + p.letters >= ${limit}::int
-                              then now() else s.bounced_at end,
-            updated_at = now()
-          from per p
-          where s.id = p.id
-          returning s.id, s.email, s.soft_bounces
-        ), changed as (
-          select u.id, u.email, p.last_essay from updated u join per p on p.id = u.id
-          where p.receiving and u.soft_bounces >= ${limit}::int
-        ), event as (
-          insert into subscriber_events (subscriber_id, kind, source, reason, essay_id)
-          select id, 'soft_bounced'::subscriber_event_kind, ${source}, reason, essay_id from matched
-          union all
-          select id, 'bounced'::subscriber_event_kind, ${source},
-                 ${`${limit} soft bounces on different letters, no delivery in between`}, nullif(last_essay, 0)
-          from changed
-        )
-        select c.id, c.email, (select count(*)::int from matched) as matched
-        from (select 1) one left join changed c on true`,
-  );
-  return applied(result);
-}
+const eventsInsert = (source: ReportSource, limit: number) => sql`
+  insert into subscriber_events (subscriber_id, kind, source, reason, essay_id)
+  select e.id, e.kind, ${source}, e.reason, e.essay_id
+  from (
+    select 1 as step, m.ord, m.id, 'soft_bounced'::subscriber_event_kind as kind, m.reason, m.essay_id
+    from matched m where m.kind = 'soft_bounce'
+    union all
+    select 2, 0, o.id, 'bounced', ${`${limit} soft bounces on different letters, no delivery in between`},
+           nullif(o.last_essay, 0)
+    from outcome o where o.soft_stop
+    union all
+    select 3, m.ord, m.id, 'bounced', m.reason, m.essay_id from matched m where m.kind = 'bounce'
+    union all
+    select 4, m.ord, m.id, 'complained', m.reason, m.essay_id from matched m where m.kind = 'complaint'
+  ) e
+  order by e.step, e.ord, e.id`;
 
-/** A delivery the provider reports: the address's soft bounces start again from none. */
-async function delivered(db: Db, list: Row[]): Promise<number> {
-  if (list.length === 0) return 0;
-  const result = await rows(
-    db,
-    sql`update subscribers set soft_bounces = 0, soft_bounced_essay_id = null
-        where lower(email) in (select value from json_array_elements_text(${jsonParam(list.map((r) => r.email))}::json))
-          and soft_bounces > 0
-        returning 1`,
-  );
-  return result.length;
-}
+type Applied = { changed: { id: number; email: string }[]; matched: number };
 
 function applied(result: { id: number | null; email: string | null; matched: number }[]): Applied {
   const changed: { id: number; email: string }[] = [];

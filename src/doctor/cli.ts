@@ -4,14 +4,19 @@ import type { Verdict } from './check.js';
 import type { DoctorReport } from './doctor.js';
 import { runDoctor } from './doctor.js';
 
-const USAGE = `Usage:
-  npm run doctor [-- --records] [--dns 1.1.1.1]
+const USAGE = `Usage: npm run doctor [-- --records] [--dns IP]
+   (or: npm run cli -- doctor …)
 
 Checks what it can of the settings the service would start with (the same environment): configuration,
 database, SMTP connection and login, and the sending domain's SPF, DKIM and DMARC records in DNS.
 One line per check: ✓ ok, ! warning, ✗ failed, - skipped; each with what to fix. Exits 1 when a check failed.
-  --records   print the DNS records to publish (also printed when one is missing)
-  --dns IP    ask this DNS resolver (IP or IP:port) instead of the system's`;
+
+Options:
+  --records       print the DNS records to publish (also printed when one is missing)
+  --dns IP        ask this DNS resolver (IP or IP:port) instead of the system's
+
+Example:
+  npm run doctor -- --records --dns 1.1.1.1`;
 
 const MARK: Record<Verdict, string> = { ok: '✓', warn: '!', fail: '✗', skip: '-' };
 

@@ -27,6 +27,10 @@ export interface Api {
   call(path: string, init?: RequestInit & { duplex?: 'half' }): Promise<Response>;
 }
 
+/** The `--api` option as every command that goes through the running service explains it. */
+export const API_OPTION = `  --api URL       the running service (default: ONELETTER_API_URL, else PUBLIC_URL); the token comes
+                  from PUBLISHER_TOKEN, else DATA_DIR/publisher-token (./data)`;
+
 export const MISSING_TOKEN =
   'No publisher token: set PUBLISHER_TOKEN to the token the service was started with, or run this from the ' +
   'folder the service keeps its data in (it reads DATA_DIR/publisher-token, ./data by default).';

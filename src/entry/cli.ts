@@ -15,34 +15,55 @@ import {
 import { feedCommand } from '../feed/cli.js';
 import { subscribersCommand } from '../list/cli.js';
 import { describeError } from '../log.js';
-import { CommandError, publisherApi, subscribersGet } from './api-client.js';
+import { API_OPTION, CommandError, publisherApi, subscribersGet } from './api-client.js';
 
-const USAGE = `Usage:
-  npm run cli -- <command> [options]      (npm run cli -- <command> --help for each)
+const USAGE = `Usage: npm run cli -- <command> [arguments] [options]
 
-Commands:
+Commands (npm run cli -- <command> --help for each):
   publish <slug> …         publish an essay and follow its send-out (also: npm run publish -- …)
   resend-unknown <slug>    send an essay's letters whose outcome is unknown again, by your choice
-  subscribers export|import|erase …   the list (npm run cli -- subscribers --help)
+  subscribers export|import|erase …   the list
   stats                    subscribers and send-outs in figures
   feed send <entry>        send one feed entry the watcher held back
   doctor                   check the configuration, database, SMTP and DNS (also: npm run doctor)
 
-  npm run publish -- <slug> --title "…" --url https://… [--summary "…"] [--api URL | --db] [--no-wait]
+Example:
+  npm run publish -- on-walking --title "On walking" --url https://example.org/essays/on-walking`;
 
-Publishes an essay and shows its send-out until every delivery is done.
-  --api URL   the service to publish through (default: ONELETTER_API_URL, else PUBLIC_URL);
-              the token comes from PUBLISHER_TOKEN, else DATA_DIR/publisher-token (./data)
-  --db        publish straight into the database (DATABASE_URL, or the embedded one when no server has it open);
-              a running dispatcher (npm start or npm run worker) sends it
-  --no-wait   return once the essay is recorded
+/** How publish and resend-unknown reach the service, and whether they follow the send-out. */
+const SENDOUT_HELP = `${API_OPTION}
+  --db            go straight to the database (DATABASE_URL, or the embedded one when no server has it open);
+                  a running dispatcher (npm start or npm run worker) sends the letters
+  --no-wait       return once the request is recorded instead of following the send-out to the end`;
 
-  npm run cli -- resend-unknown <slug> [--api URL | --db] [--no-wait]
+const PUBLISH_USAGE = `Usage: npm run publish -- <slug> --title "…" --url https://… [--summary "…"] [--api URL | --db] [--no-wait]
+   (or: npm run cli -- publish …)
 
-Sends the essay's letters whose outcome is unknown again (the mail server may have taken them without
-saying so): some of those readers may get it twice. Never done unless you ask; the same options as publish.
+Publishes an essay and shows its send-out until every delivery is done: every subscriber confirmed at that
+moment gets one letter. Publishing the same slug again sends nothing more and shows the same send-out.
 
-Also: npm run cli -- subscribers export|import|erase …, npm run cli -- stats, npm run doctor (each with --help)`;
+Arguments and options:
+  <slug>          the essay's short name: letters, digits and . _ ~ - (e.g. on-walking)
+  --title TEXT    the essay's title (the letter's subject)
+  --url URL       where the essay is read
+  --summary TEXT  a few lines for the letter (optional)
+${SENDOUT_HELP}
+
+Example:
+  npm run publish -- on-walking --title "On walking" --url https://example.org/essays/on-walking`;
+
+const RESEND_USAGE = `Usage: npm run cli -- resend-unknown <slug> [--api URL | --db] [--no-wait]
+
+Sends again the essay's letters whose outcome is unknown (the process stopped after handing them to the mail
+server, which may have taken them without saying so): some of those readers may get it twice. Never done
+unless you ask. The letters keep their Message-ID.
+
+Arguments and options:
+  <slug>          the essay whose unknown letters to send again
+${SENDOUT_HELP}
+
+Example:
+  npm run cli -- resend-unknown on-walking`;
 
 /** What the CLI needs from wherever it publishes: publish once, or resend unknowns, then ask for progress. */
 interface Publisher {
@@ -52,7 +73,15 @@ interface Publisher {
   close(): Promise<void>;
 }
 
-class UsageError extends Error {}
+/** Arguments the command cannot use: the message, then the command's own usage. */
+class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly usage = USAGE,
+  ) {
+    super(message);
+  }
+}
 
 /** How the commands that start a send-out reach the service, and whether they follow it to the end. */
 const SENDOUT_OPTIONS = {
@@ -84,7 +113,7 @@ async function main(argv: string[]): Promise<number> {
     },
   });
   if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(`${PUBLISH_USAGE}\n`);
     return 0;
   }
   const parsed = essayInput.safeParse({
@@ -95,7 +124,10 @@ async function main(argv: string[]): Promise<number> {
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new UsageError(`${String(issue?.path[0] ?? 'input')}: ${issue?.message ?? 'invalid'}`);
+    throw new UsageError(
+      `${String(issue?.path[0] ?? 'input')}: ${issue?.message ?? 'invalid'}`,
+      PUBLISH_USAGE,
+    );
   }
   const publisher = values.db ? await databasePublisher(parseConfig(process.env)) : apiPublisher(values.api);
   try {
@@ -123,12 +155,12 @@ async function resendUnknownCommand(args: string[]): Promise<number> {
     options: SENDOUT_OPTIONS,
   });
   if (values.help) {
-    process.stdout.write(`${USAGE}\n`);
+    process.stdout.write(`${RESEND_USAGE}\n`);
     return 0;
   }
   const slug = positionals[0];
-  if (!slug || positionals.length > 1) throw new UsageError('Name one essay by its slug.');
-  if (!SLUG_SHAPE.test(slug)) throw new UsageError(`"${slug.slice(0, 200)}" is not a slug.`);
+  if (!slug || positionals.length > 1) throw new UsageError('Name one essay by its slug.', RESEND_USAGE);
+  if (!SLUG_SHAPE.test(slug)) throw new UsageError(`"${slug.slice(0, 200)}" is not a slug.`, RESEND_USAGE);
   const publisher = values.db ? await databasePublisher(parseConfig(process.env)) : apiPublisher(values.api);
   try {
     const { resent, sendout } = await publisher.resendUnknown(slug);
@@ -225,7 +257,18 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error) => {
     if (error instanceof UsageError) {
-      process.stderr.write(`${error.message}\n\n${USAGE}\n`);
+      process.stderr.write(`${error.message}\n\n${error.usage}\n`);
+      process.exit(2);
+    }
+    // node:util's parseArgs refuses an option the command does not take (ERR_PARSE_ARGS_UNKNOWN_OPTION…).
+    if (String((error as { code?: unknown }).code).startsWith('ERR_PARSE_ARGS')) {
+      const [command, action] = process.argv.slice(2);
+      const named = ['export', 'import', 'erase', 'send'].includes(action ?? '')
+        ? `${command} ${action}`
+        : command;
+      process.stderr.write(
+        `${(error as Error).message}\n\nnpm run cli -- ${named} --help lists its options.\n`,
+      );
       process.exit(2);
     }
     const doing = process.argv[2] === 'resend-unknown' ? 'Resending' : 'Publishing';

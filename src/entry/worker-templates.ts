@@ -9,6 +9,7 @@ import essayTxt from '../../templates/email/essay.txt.liquid';
 // @ts-expect-error: a .js file bundled as text by wrangler's rules, not a module TypeScript can read
 import adminJs from '../../templates/pages/admin/admin.js';
 import adminErase from '../../templates/pages/admin/erase.liquid';
+import adminError from '../../templates/pages/admin/error.liquid';
 import adminImport from '../../templates/pages/admin/import.liquid';
 import adminLayout from '../../templates/pages/admin/layout.liquid';
 import adminOutbox from '../../templates/pages/admin/outbox.liquid';
@@ -29,6 +30,7 @@ import favicon from '../../templates/pages/favicon.svg';
 // @ts-expect-error: a .js file bundled as text by wrangler's rules, not a module TypeScript can read
 import formJs from '../../templates/pages/form.js';
 import formPage from '../../templates/pages/form.liquid';
+import homePage from '../../templates/pages/home.liquid';
 import layout from '../../templates/pages/layout.liquid';
 import snippet from '../../templates/pages/snippet.liquid';
 import style from '../../templates/pages/style.css';
@@ -47,6 +49,7 @@ export const workerTemplates: TemplateSources = {
   'email/essay.txt.liquid': essayTxt,
   'pages/admin/admin.js': adminJs,
   'pages/admin/erase.liquid': adminErase,
+  'pages/admin/error.liquid': adminError,
   'pages/admin/import.liquid': adminImport,
   'pages/admin/layout.liquid': adminLayout,
   'pages/admin/outbox-email.liquid': adminOutboxEmail,
@@ -66,6 +69,7 @@ export const workerTemplates: TemplateSources = {
   'pages/favicon.svg': favicon,
   'pages/form.js': formJs,
   'pages/form.liquid': formPage,
+  'pages/home.liquid': homePage,
   'pages/layout.liquid': layout,
   'pages/snippet.liquid': snippet,
   'pages/style.css': style,

@@ -1,13 +1,17 @@
 import { parseArgs } from 'node:util';
-import { CommandError, publisherApi, subscribersGet } from '../entry/api-client.js';
+import { API_OPTION, CommandError, publisherApi, subscribersGet } from '../entry/api-client.js';
 
-const USAGE = `Usage:
-  npm run cli -- feed send <entry-id-or-link> [--api URL]
+const USAGE = `Usage: npm run cli -- feed send <entry> [--api URL]
 
 Sends one entry of the watched feed (FEED_URL) that the watcher recorded without sending: one that was
 there when the feed was first read, or dated before the newest entry seen. Sending it twice sends nothing more.
-  --api URL   the running service (default: ONELETTER_API_URL, else PUBLIC_URL); the token comes from
-              PUBLISHER_TOKEN, else DATA_DIR/publisher-token (./data)`;
+
+Arguments and options:
+  <entry>         the entry's id (guid) or its link, as the feed has it
+${API_OPTION}
+
+Example:
+  npm run cli -- feed send https://example.org/essays/on-walking`;
 
 /** `npm run cli -- feed …`: the publisher's opt-in for feed entries, through the running service's API. */
 export async function feedCommand(args: string[]): Promise<number> {

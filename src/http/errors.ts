@@ -1,7 +1,8 @@
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { AppEnv, Deps } from '../deps.js';
+import type { Config } from '../config.js';
+import type { AppEnv, Deps, ErrorView } from '../deps.js';
 import { describeError } from '../log.js';
 
 /** Every error code a client can see, with its HTTP status. */
@@ -140,31 +141,51 @@ export async function respondError(c: Context<AppEnv>, error: AppError): Promise
   if (wantsJson(c)) {
     return c.json({ error: { code: error.code, message: error.message } }, error.status);
   }
-  const deps = c.get('deps');
-  // A dead link, or an address the form refused: the page offers the form again.
-  const offerSubscribe =
-    error.code === 'token_invalid' || error.code === 'token_expired' || error.code === 'invalid_email';
-  const html = await deps.renderer
-    .page('error', {
-      ...pageVars(deps),
-      title: error.title ?? titles[error.status] ?? 'Something went wrong',
-      message: error.message,
-      offer_subscribe: offerSubscribe,
-      retry: error.code === 'invalid_email',
-    })
-    .catch(() => `<!doctype html><title>Error</title><p>${error.status}: ${escapeHtml(error.message)}</p>`);
+  const view = {
+    status: error.status,
+    title: error.title ?? titles[error.status] ?? 'Something went wrong',
+    message: error.message,
+  };
+  const ownPage = c.get('errorPage');
+  const html = await (ownPage ? ownPage(view) : readerErrorPage(c, error, view)).catch(
+    () => `<!doctype html><title>Error</title><p>${error.status}: ${escapeHtml(error.message)}</p>`,
+  );
   return c.html(html, error.status);
 }
 
-/** The variables every page template gets. */
-export function pageVars(deps: Deps): Record<string, unknown> {
+/** The readers' error page: a dead link, or an address the form refused, offers the form again. */
+function readerErrorPage(c: Context<AppEnv>, error: AppError, view: ErrorView): Promise<string> {
+  const deps = c.get('deps');
+  return deps.renderer.page('error', {
+    ...pageVars(deps, c.req.path),
+    ...view,
+    offer_subscribe:
+      error.code === 'token_invalid' || error.code === 'token_expired' || error.code === 'invalid_email',
+    retry: error.code === 'invalid_email',
+  });
+}
+
+/**
+ * The variables every page template gets. With the path being answered, `site_here` says the page is the
+ * site's address itself (SITE_URL unset, or pointing at this service): its "Back to …" links would loop.
+ */
+export function pageVars(deps: Deps, path?: string): Record<string, unknown> {
   return {
+    site_here: path !== undefined && isSiteUrl(deps.config, path),
     site_name: deps.config.siteName,
     site_url: deps.config.siteUrl,
     public_url: deps.config.publicUrl,
     confirm_hours: Math.round(deps.config.confirmTokenTtlMs / 3_600_000),
     altcha: Boolean(deps.config.altchaHmacKey),
   };
+}
+
+/** Whether `path` of this service (behind PUBLIC_URL) is SITE_URL's page; a trailing slash, query or fragment aside. */
+function isSiteUrl(config: Pick<Config, 'publicUrl' | 'siteUrl'>, path: string): boolean {
+  const page = (url: URL) => `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+  const here = new URL(config.publicUrl);
+  here.pathname = `${here.pathname.replace(/\/+$/, '')}${path}`;
+  return page(here) === page(new URL(config.siteUrl));
 }
 
 function escapeHtml(s: string): string {

@@ -5,28 +5,80 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { parseArgs } from 'node:util';
 import type { Api } from '../entry/api-client.js';
-import { CommandError, publisherApi } from '../entry/api-client.js';
+import { API_OPTION, CommandError, publisherApi } from '../entry/api-client.js';
 import { describeError } from '../log.js';
 import type { ImportReport, StatsView } from './schemas.js';
 
-const USAGE = `Usage:
-  npm run cli -- subscribers export [--out FILE] [--status S] [--since DATE] [--q TEXT]
-  npm run cli -- subscribers import FILE
-  npm run cli -- subscribers erase <email-or-id>
-  npm run cli -- stats [--days N]
+const SUBSCRIBERS_USAGE = `Usage: npm run cli -- subscribers <export|import|erase> … [--api URL]
 
-Through the running service's API:
-  --api URL   the service (default: ONELETTER_API_URL, else PUBLIC_URL); the token comes from PUBLISHER_TOKEN,
-              else DATA_DIR/publisher-token (./data)
+The list, through the running service's API (npm run cli -- subscribers <command> --help for each):
+  export [--out FILE] …    the list as CSV
+  import FILE              subscribers from a CSV, this service's or another's
+  erase <email-or-id>      one subscriber forgotten
 
-  export      writes the list as CSV to FILE (or standard output), showing progress on standard error
-  import      reads a CSV with an "email" column (optional: name or first/last name, status, confirmed_at,
-              created_at), or another service's export as it is (Mailchimp, Substack, Ghost, Buttondown,
-              listmonk); addresses are confirmed only when the file says so, those it says unsubscribed or
-              bounced are never mailed, the others get a confirmation email; prints counts that add up to
-              the rows read, the ignored columns and the refused lines; importing the same file twice
-              changes nothing
-  erase       removes the address and name from every table (right to be forgotten); send-out figures stay`;
+Example:
+  npm run cli -- subscribers export --out subscribers.csv`;
+
+const EXPORT_USAGE = `Usage: npm run cli -- subscribers export [--out FILE] [--status S] [--since DATE] [--q TEXT] [--api URL]
+
+Writes the list as CSV (email, name, status, dates and consent) to FILE or standard output, showing progress
+on standard error. Without a filter, every subscriber whatever their status.
+
+Options:
+  --out FILE      write to FILE instead of standard output
+  --status S      only subscribers with this status: pending, confirmed, unsubscribed or bounced
+  --since DATE    only subscribers created at or after DATE (UTC): 2026-01-01 or 2026-01-01T12:00:00Z
+  --q TEXT        only addresses that contain TEXT (case-insensitive)
+${API_OPTION}
+
+Example:
+  npm run cli -- subscribers export --status confirmed --out confirmed.csv`;
+
+const IMPORT_USAGE = `Usage: npm run cli -- subscribers import FILE [--api URL]
+
+Reads a CSV with an "email" column (optional: name or first/last name, status, confirmed_at, created_at), or
+another service's export as it is (Mailchimp, Substack, Ghost, Buttondown, listmonk). Addresses are confirmed
+only when the file says so, those it says unsubscribed or bounced are never mailed, the others get a
+confirmation email. Prints counts that add up to the rows read, the ignored columns and the refused lines.
+Importing the same file twice changes nothing.
+
+Arguments and options:
+  FILE            the CSV file to read
+${API_OPTION}
+
+Example:
+  npm run cli -- subscribers import mailchimp-export.csv`;
+
+const ERASE_USAGE = `Usage: npm run cli -- subscribers erase <email-or-id> [--api URL]
+
+Removes the subscriber's address and name from every table (the right to be forgotten); the send-outs'
+figures stay, as anonymous counts. To stop mail without forgetting, the reader's unsubscribe link is enough.
+
+Arguments and options:
+  <email-or-id>   the subscriber's address, or their id (as the dashboard and GET /api/subscribers show it)
+${API_OPTION}
+
+Example:
+  npm run cli -- subscribers erase reader@example.org`;
+
+const STATS_USAGE = `Usage: npm run cli -- stats [--days N] [--api URL]
+
+Prints the subscribers by status, their growth day by day (new, confirmed, unsubscribed, bounced,
+complained) and every send-out's figures, newest first.
+
+Options:
+  --days N        days of growth to show, 1 to 366 (default 14)
+${API_OPTION}
+
+Example:
+  npm run cli -- stats --days 30`;
+
+const ACTION_USAGE: Record<string, string> = {
+  export: EXPORT_USAGE,
+  import: IMPORT_USAGE,
+  erase: ERASE_USAGE,
+  stats: STATS_USAGE,
+};
 
 /** A progress line on standard error: redrawn in place on a terminal, a line every 10 s otherwise. */
 function progress(): { show(text: string): void; done(text: string): void } {
@@ -152,23 +204,20 @@ export async function subscribersCommand(command: 'subscribers' | 'stats', args:
     },
   });
   const [action, target] = command === 'stats' ? ['stats', undefined] : positionals;
-  const known = ['export', 'import', 'erase', 'stats'];
-  if (
-    values.help ||
-    !action ||
-    !known.includes(action) ||
-    ((action === 'import' || action === 'erase') && !target)
-  ) {
-    if (values.help) {
-      process.stdout.write(`${USAGE}\n`);
-      return 0;
-    }
-    const problem = !action
-      ? 'Which command: subscribers export, import or erase?'
-      : !known.includes(action)
-        ? `Unknown command "subscribers ${action}".`
-        : `"subscribers ${action}" needs ${action === 'import' ? 'a file' : 'an address or id'}.`;
-    process.stderr.write(`${problem}\n\n${USAGE}\n`);
+  const usage = (action && ACTION_USAGE[action]) ?? SUBSCRIBERS_USAGE;
+  if (values.help) {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  const problem = !action
+    ? 'Which command: subscribers export, import or erase?'
+    : !ACTION_USAGE[action]
+      ? `Unknown command "subscribers ${action}".`
+      : (action === 'import' || action === 'erase') && !target
+        ? `"subscribers ${action}" needs ${action === 'import' ? 'a file' : 'an address or id'}.`
+        : undefined;
+  if (problem) {
+    process.stderr.write(`${problem}\n\n${usage}\n`);
     return 2;
   }
   try {

@@ -142,6 +142,14 @@ const altchaRoute = createRoute({
   },
 });
 
+const homeRoute = createRoute({
+  method: 'get',
+  path: '/',
+  tags: ['Pages'],
+  summary: 'What this service is: the way to subscribe and, for its owner, to the dashboard and the API',
+  responses: { 200: pageAnswer('The page.') },
+});
+
 const checkInboxRoute = createRoute({
   method: 'get',
   path: '/check-inbox',
@@ -297,6 +305,9 @@ export function subscriptionRoutes(deps: Deps): OpenAPIHono<AppEnv> {
     deps.kick?.();
     return accepted(c, redirect);
   });
+
+  // Where a newcomer lands who opens PUBLIC_URL itself (and, SITE_URL unset, the pages' "Back to …" links).
+  app.openapi(homeRoute, async (c) => c.html(await deps.renderer.page('home', pageVars(deps, '/'))));
 
   app.openapi(checkInboxRoute, async (c) => c.html(await deps.renderer.page('check-inbox', pageVars(deps))));
 

@@ -102,6 +102,7 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
   let served: ServedService;
   let page: Page;
   let consoleErrors: string[];
+  let consoleWarnings: string[];
 
   beforeAll(async () => {
     browser = await launchChromium();
@@ -112,7 +113,7 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
     });
     await seedSubscribers(served.service.database.db, 'confirmed', addresses('reader', READERS));
     await seedSubscribers(served.service.database.db, 'pending', addresses('waiting', WAITING));
-    ({ page, consoleErrors } = await openPage(browser));
+    ({ page, consoleErrors, consoleWarnings } = await openPage(browser));
   });
 
   afterAll(async () => {
@@ -149,6 +150,8 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
     await checkPreviewPage(page);
     await checkDashboardPage(page, 'admin-preview', 'iframe.letter');
     expect(served.service.smtp.received).toEqual([]);
+    // The page and its sandboxed frame agree on their agent cluster (Origin-Agent-Cluster): nothing to warn.
+    expect(consoleWarnings).toEqual([]);
   });
 
   it('sends a test of the letter to one address, and the send-out knows nothing of it', async () => {
@@ -308,6 +311,16 @@ describe.skipIf(testDbKind === 'postgres')('the publisher dashboard, in a real b
     await page.getByRole('link', { name: 'Export all subscribers as CSV' }).click();
     const file = await download;
     expect(file.suggestedFilename()).toMatch(/^subscribers-\d{4}-\d{2}-\d{2}\.csv$/);
+  });
+
+  it("a page not found is in the dashboard's layout, with its navigation", async () => {
+    expect((await page.goto(`${served.url}/admin/no-such-page`))?.status()).toBe(404);
+    expect(await page.getByRole('heading', { level: 1 }).textContent()).toBe('Page not found');
+    await page.getByRole('navigation').getByRole('link', { name: 'Overview' }).waitFor();
+    await checkDashboardPage(page, 'admin-404');
+    expect(consoleErrors.splice(0)).toEqual(['404 /admin/no-such-page']);
+    await page.getByRole('link', { name: 'Back to the overview' }).click();
+    await page.getByRole('heading', { name: 'Overview', level: 1 }).waitFor();
   });
 
   it('signs out, and the dashboard asks for the token again', async () => {

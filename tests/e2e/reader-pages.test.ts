@@ -104,6 +104,16 @@ describe.skipIf(testDbKind === 'postgres')('the pages behind the links in emails
     await context.close();
   });
 
+  it("the service's own address is a page like the others, that leads to the form", async () => {
+    const { context, page, consoleErrors } = await openPage(browser);
+    expect((await page.goto(`${served.url}/`))?.status()).toBe(200);
+    await checkPage(page, 'home');
+    await page.getByRole('link', { name: 'Subscribe' }).click();
+    await page.waitForURL(`${served.url}/form`);
+    expect(consoleErrors).toEqual([]);
+    await context.close();
+  });
+
   it('the error pages (404, an unknown link, a used link, 429) are pages like the others', async () => {
     const { context, page, consoleErrors } = await openPage(browser);
 

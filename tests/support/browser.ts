@@ -146,16 +146,19 @@ export async function checkPage(page: Page, name: string): Promise<void> {
 
 /**
  * A new browser context and page that remember every console error (a CSP violation shows up there) and
- * every failed load. Expected error pages (404, 429) are among the failed loads.
+ * every failed load, and apart, every console warning. Expected error pages (404, 429) are among the failed
+ * loads.
  */
 export async function openPage(
   browser: Browser,
   options: Parameters<Browser['newContext']>[0] = {},
-): Promise<{ context: BrowserContext; page: Page; consoleErrors: string[] }> {
+): Promise<{ context: BrowserContext; page: Page; consoleErrors: string[]; consoleWarnings: string[] }> {
   const context = await browser.newContext({ viewport: VIEWPORTS.desktop, ...options });
   const page = await context.newPage();
   const consoleErrors: string[] = [];
+  const consoleWarnings: string[] = [];
   page.on('console', (message) => {
+    if (message.type() === 'warning') consoleWarnings.push(message.text());
     // A failed load is recorded below, with its address.
     if (message.type() === 'error' && !message.text().startsWith('Failed to load resource')) {
       consoleErrors.push(message.text());
@@ -168,7 +171,7 @@ export async function openPage(
     }
   });
   page.on('pageerror', (error) => consoleErrors.push(error.message));
-  return { context, page, consoleErrors };
+  return { context, page, consoleErrors, consoleWarnings };
 }
 
 function listening(server: Server): Promise<number> {

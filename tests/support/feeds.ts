@@ -20,8 +20,8 @@ export interface FeedRoute {
   etag?: string;
   /** Sent as Last-Modified; a request with the same If-Modified-Since gets 304. */
   lastModified?: string;
-  /** Wait this long before answering (a server that hangs). */
-  delayMs?: number;
+  /** Never answer: the request stays open until the client gives up (a server that hangs). */
+  hang?: boolean;
   /** Stream this many bytes of junk after the body without a Content-Length (a body without end). */
   endlessBytes?: number;
 }
@@ -38,14 +38,12 @@ export interface FeedServer {
 }
 
 export async function startFeedServer(): Promise<FeedServer> {
-  const timers = new Set<ReturnType<typeof setTimeout>>();
   const state: FeedServer = {
     url: (path) => `http://127.0.0.1:${port}${path}`,
     routes: new Map(),
     requests: [],
     endlessWritten: 0,
     close: async () => {
-      for (const timer of timers) clearTimeout(timer);
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
@@ -88,16 +86,8 @@ export async function startFeedServer(): Promise<FeedServer> {
       res.writeHead(404).end('not found');
       return;
     }
-    const respond = () => {
-      if (res.destroyed) return;
-      state.requests.push({ path, headers: req.headers, status: answer(route, res, req.headers) });
-    };
-    if (!route.delayMs) return respond();
-    const timer = setTimeout(() => {
-      timers.delete(timer);
-      respond();
-    }, route.delayMs);
-    timers.add(timer);
+    if (route.hang) return;
+    state.requests.push({ path, headers: req.headers, status: answer(route, res, req.headers) });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const { port } = server.address() as AddressInfo;
