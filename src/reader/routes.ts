@@ -392,7 +392,7 @@ function checkRedirect(redirect: string | undefined, allowed: Set<string>): stri
  * Kept rather than cors() for the POST (issue 22): cors() sets Vary with c.header() after the route has
  * answered, and on @hono/node-server that turns the finished answer into a web stream that is read back
  * out (honojs/node-server#399 and honojs/hono#5350 would end it). Measured side by side: see
- * docs/performance.md, 2026-12-07. Go back to cors() alone once that copy is gone.
+ * docs/performance.md, "Hono's cors() kept out of the POST". Go back to cors() alone once that copy is gone.
  */
 function subscribeCors(allowedOrigins: string[]): MiddlewareHandler<AppEnv> {
   const preflight = cors({
