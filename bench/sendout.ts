@@ -310,7 +310,15 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
       ]);
     const cpuBefore = await cpuAt();
     signal('SIGCONT');
-    await sendoutEnded(db, essay.id, t0);
+    // A dispatcher that exits mid-run would leave the send-out open for ever: the run fails instead.
+    const exited = workers.map((w) =>
+      w.exited.then(({ code, signal: how }) => {
+        throw new Error(`a dispatcher exited during the send-out (${how ?? `code ${code}`}):\n${w.output()}`);
+      }),
+    );
+    // The dispatchers are stopped once it has ended: their exits then are no failure.
+    for (const e of exited) e.catch(() => {});
+    await Promise.race([sendoutEnded(db, essay.id, t0), ...exited]);
     const endToEndSeconds = (performance.now() - t0) / 1000;
     const cpuAfter = await cpuAt();
     const perMessageUs = (i: 0 | 1 | 2) => ((cpuAfter[i] - cpuBefore[i]) / n) * 1e6;
