@@ -79,8 +79,10 @@ start_service() {
 }
 stop_service() { kill "$service"; wait "$service" 2>/dev/null || true; }
 
-# RSS at rest: a minute after the last work, by when V8's memory reducer has given back what a burst of
-# work grew (a sample at 2 s after start is ~10 MB higher; one right after a send-out ~45 MB higher).
+# RSS at rest: a minute after the last work (a sample at 2 s after start is ~10 MB higher). After a send-out
+# a minute is often not enough: V8 gives back the young generation the send-out grew (32 MiB) only at its
+# first scavenge at rest, 20 s to 3 minutes later, and compacts the old generation only when its memory
+# reducer runs (docs/performance.md, Memory).
 rss_at_rest() {
   sleep 60
   rss_of "$service"
