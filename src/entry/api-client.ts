@@ -4,7 +4,6 @@ import { cliToken } from './key-file.js';
 
 /** The CLI's way to the running service's API, with the publisher token. */
 
-/** A failure the CLI prints as it is (one line), exiting with `code`. */
 /** "N confirmed subscribers get one letter each.", in the singular for one. */
 export function subscribersGet(n: number): string {
   return n === 1
@@ -12,6 +11,7 @@ export function subscribersGet(n: number): string {
     : `${n} confirmed subscribers get one letter each.`;
 }
 
+/** A failure the CLI prints as it is (one line), exiting with `code`. */
 export class CommandError extends Error {
   constructor(
     message: string,
