@@ -16,6 +16,7 @@ import { createRenderer } from '../mail/render.js';
 import { createSmtpMailer } from '../mail/smtp.js';
 import { loadTemplates } from '../mail/templates-fs.js';
 import { withKeyFile, withTokenFile } from './key-file.js';
+import { trimAtRest } from './rest.js';
 
 // What only some runs need is imported when they need it: a dispatcher alone (`npm run worker`) loads no
 // HTTP app, router or OpenAPI schemas, no embedded database with PostgreSQL, no feed parser without a feed.
@@ -188,10 +189,13 @@ async function main(argv: string[]): Promise<void> {
     server = listening;
   }
 
+  const trim = trimAtRest(globalThis.gc);
+
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
+    trim.stop();
     log.info({ msg: 'stopping', signal });
     const force = setTimeout(() => {
       log.error({ msg: 'could not stop in 10 seconds; exiting' });
