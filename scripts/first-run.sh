@@ -4,7 +4,7 @@
 # on PostgreSQL. Prints install time, warnings, node_modules sizes, time to /healthz, and RSS at rest after
 # start and after a send-out of 10,000 (into Postfix's smtp-sink); on PGlite against a bare PGlite opened on a
 # copy of the same folder in the same run. Each figure against its target; exits 1 when one is above it.
-# FIRST_RUN_REPORT_ONLY=1 prints the figures and exits 0.
+# FIRST_RUN_REPORT_ONLY=1 prints the figures and exits 0. `.ci/run` runs it (about 5 minutes).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d)"
@@ -79,10 +79,8 @@ start_service() {
 }
 stop_service() { kill "$service"; wait "$service" 2>/dev/null || true; }
 
-# RSS at rest: a minute after the last work (a sample at 2 s after start is ~10 MB higher). After a send-out
-# a minute is often not enough: V8 gives back the young generation the send-out grew (32 MiB) only at its
-# first scavenge at rest, 20 s to 3 minutes later, and compacts the old generation only when its memory
-# reducer runs (docs/performance.md, Memory).
+# RSS at rest: a minute after the last work (a sample at 2 s after start is ~10 MB higher). The service gives
+# back what a send-out grew 20–30 s after it (src/entry/rest.ts; docs/performance.md, Memory).
 rss_at_rest() {
   sleep 60
   rss_of "$service"
