@@ -15,10 +15,12 @@ export function youngGeneration(): number {
  * garbage the send-out promoted until V8's memory reducer runs, which may be never.
  *
  * So, while the young generation is larger than at start, a full collection runs every `everyMs`. V8 shrinks
- * the young generation at a full collection when little was allocated since the one before: the first at
- * rest frees the old generation's garbage, the next (`everyMs` later) gives back the young generation. While
- * the process works, V8 keeps its young generation, and the collections cost a few milliseconds every
- * `everyMs`. Once the young generation is back to its size at start, nothing runs until work grows it again.
+ * the young generation at a full collection when little was allocated in the 5 s before it (so `everyMs` is
+ * longer than that): the first collection at rest frees the old generation's garbage (and, with
+ * --compact-on-every-full-gc, gives back the pages it leaves sparse), the next gives back the young
+ * generation. While the process works, V8 keeps its young generation, and the collections cost a few
+ * milliseconds every `everyMs`. Once the young generation is back near its size at start, nothing runs until
+ * work grows it again. Figures: docs/performance.md, Memory.
  *
  * Without `gc` (node started without --expose-gc) it does nothing.
  */
