@@ -70,7 +70,7 @@ async function main(argv: string[]): Promise<void> {
     const first = !existsSync(join(config.dataDir, 'pg', 'PG_VERSION'));
     log.info({
       msg: first
-        ? `setting up the embedded database in ${config.dataDir} (the first start only: about 10 seconds)`
+        ? `setting up the embedded database in ${config.dataDir} (the first start only: a few seconds)`
         : `opening the embedded database in ${config.dataDir}`,
     });
   }
