@@ -10,9 +10,17 @@ for (let i = 0; i < 2_000_000; i++) {
 }
 kept = [];
 const afterWork = youngGeneration();
+const rssAfterWork = process.memoryUsage().rss;
 // V8 judges "little allocated" over the last 5 s: the collections must be further apart than that.
 const trim = process.argv[2] === 'trim' ? trimAtRest(globalThis.gc, 5500) : undefined;
 setTimeout(() => {
   trim?.stop();
-  process.stdout.write(JSON.stringify({ afterWork, atRest: youngGeneration() }));
+  process.stdout.write(
+    JSON.stringify({
+      afterWork,
+      atRest: youngGeneration(),
+      rssAfterWork,
+      rssAtRest: process.memoryUsage().rss,
+    }),
+  );
 }, 12_000);
