@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { testDbKind } from './support/db.js';
 
 /** Issue 23: memory a burst of work left behind is given back at rest (RSS at rest after a send-out). */
 
@@ -18,7 +19,8 @@ async function rest(
   return JSON.parse(stdout);
 }
 
-describe.concurrent('memory at rest', () => {
+// No database in it: one project runs it (it starts two node processes of 12 s each).
+describe.runIf(testDbKind === 'postgres').concurrent('memory at rest', () => {
   it("gives back V8's young generation within seconds of the work's end", async () => {
     const trimmed = await rest('trim');
     expect(trimmed.afterWork).toBeGreaterThanOrEqual(16 * MiB);
