@@ -225,7 +225,7 @@ function render(): string {
     const processes = dispatchers === 1 ? 'one dispatcher process' : `${dispatchers} dispatcher processes`;
     out.push('', `### Send-out (PostgreSQL, into smtp-sink, ${processes})`, '');
     out.push(
-      `| subscribers |${whichHeader} connections | fan-out s | raw INSERT…SELECT s | ratio | end to end msg/s | SMTP ceiling msg/s | × ceiling | nodemailer raw pool msg/s | × pool | dispatcher RSS rest / peak MiB${dispatchers === 1 ? '' : ' (largest)'} | sink messages / recipients |`,
+      `| subscribers |${whichHeader} connections | fan-out s | raw INSERT…SELECT s | ratio | end to end msg/s | SMTP ceiling msg/s | × ceiling | SMTP pool alone msg/s | × pool | dispatcher RSS rest / peak MiB${dispatchers === 1 ? '' : ' (largest)'} | sink messages / recipients |`,
       `|---:|${whichAlign}---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|`,
     );
     for (const r of sendout) {
@@ -404,7 +404,7 @@ function renderConcurrencies(): string[] {
     '',
     `### Send-out by SEND_CONCURRENCY (${current.label}, mean of ${rounds} round${rounds === 1 ? '' : 's'}; the ceilings with as many sessions)`,
     '',
-    `| subscribers | connections | msg/s | × ${concurrencies[0]} connections | SMTP ceiling msg/s | × ceiling | nodemailer raw pool msg/s | × pool | CPU µs per message (all processes) |`,
+    `| subscribers | connections | msg/s | × ${concurrencies[0]} connections | SMTP ceiling msg/s | × ceiling | SMTP pool alone msg/s | × pool | CPU µs per message (all processes) |`,
     '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const n of sizes) {

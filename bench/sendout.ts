@@ -1,19 +1,20 @@
 /**
  * Send-out at N confirmed subscribers, on a fresh PostgreSQL database, into Postfix's smtp-sink:
  * fan-out against the bare INSERT … SELECT, end to end through a dispatcher process (`npm run worker`),
- * and the two ceilings measured in the same run: smtp-source (SMTP) and a bare nodemailer pool (transport).
+ * and the two ceilings measured in the same run: smtp-source (SMTP) and the service's SMTP pool alone, with no
+ * ledger (transport).
  * The service is one version of it (bench/versions.ts): this working tree, or a git ref to compare with.
  */
 import { spawn } from 'node:child_process';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sql } from 'drizzle-orm';
-import nodemailer from 'nodemailer';
 import MailComposer from 'nodemailer/lib/mail-composer';
 import type { Db } from '../src/db/client.js';
 import { rows } from '../src/db/client.js';
 import { essayEmail } from '../src/mail/messages.js';
 import { createRenderer } from '../src/mail/render.js';
+import { createSmtpMailer } from '../src/mail/smtp.js';
 import { loadTemplates } from '../src/mail/templates-fs.js';
 import type { Sink } from './support.js';
 import {
@@ -47,7 +48,7 @@ export interface SendoutResult {
   /** smtp-source -d -s <connections> into the same kind of sink, same message. */
   smtpCeilingPerSecond: number;
   smtpCeilingMessages: number;
-  /** A bare nodemailer pool sending the pre-built message (raw), <connections> connections. */
+  /** The service's SMTP pool alone (no ledger) sending the pre-built message, <connections> connections. */
   transportCeilingPerSecond: number;
   transportCeilingMessages: number;
   dispatcherRestMiB: number;
@@ -173,34 +174,34 @@ async function smtpSourceCeiling(letter: Buffer, messages: number, sessions: num
   }
 }
 
-async function nodemailerCeiling(letter: Buffer, messages: number, connections: number): Promise<number> {
+/**
+ * The transport alone: the service's own SMTP pool (src/mail/smtp.ts, nodemailer's SMTPConnection) sending
+ * the pre-built letter over as many connections, one sender each as in the dispatcher, with no ledger. What
+ * a send-out would reach if handing letters over cost nothing.
+ */
+async function transportCeiling(letter: Buffer, messages: number, connections: number): Promise<number> {
   const sink = await startSink();
-  const transport = nodemailer.createTransport({
-    host: '127.0.0.1',
-    port: sink.port,
-    secure: false,
-    pool: true,
-    maxConnections: connections,
-    maxMessages: Number.POSITIVE_INFINITY,
-  });
+  const mailer = createSmtpMailer({ url: sink.url, connections });
   try {
     let next = 0;
     const t = performance.now();
-    const lane = async () => {
+    const sender = async () => {
       while (next < messages) {
         const i = next++;
-        await transport.sendMail({
+        const outcome = await mailer.send({
           raw: letter,
           envelope: { from: 'essays@example.org', to: `reader${i}@example.org` },
+          subject: 'On Benchmarks',
         });
+        if (outcome.status !== 'sent') throw new Error(`the SMTP pool: ${JSON.stringify(outcome)}`);
       }
     };
-    await Promise.all(Array.from({ length: 100 }, lane));
+    await Promise.all(Array.from({ length: connections }, sender));
     const seconds = (performance.now() - t) / 1000;
-    await checkCount(sink, messages, 'nodemailer');
+    await checkCount(sink, messages, 'the SMTP pool');
     return messages / seconds;
   } finally {
-    transport.close();
+    await mailer.close();
     await sink.close();
   }
 }
@@ -342,7 +343,7 @@ export async function measureSendout(n: number, options: SendoutOptions): Promis
     const ceilingMessages = Math.min(n, options.ceilingMessages);
     const smtpCeilingPerSecond = await smtpSourceCeiling(letter, ceilingMessages, options.connections);
     const transportMessages = Math.min(n, Math.ceil(options.ceilingMessages / 4));
-    const transportCeilingPerSecond = await nodemailerCeiling(letter, transportMessages, options.connections);
+    const transportCeilingPerSecond = await transportCeiling(letter, transportMessages, options.connections);
 
     return {
       n,
