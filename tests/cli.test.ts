@@ -1,4 +1,6 @@
+import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rows } from '../src/db/client.js';
 import { runCli } from './support/process.js';
 import type { TestService } from './support/service.js';
 import { createTestService, listenOnFreePort, PUBLISHER_TOKEN } from './support/service.js';
@@ -74,6 +76,39 @@ describe('the publisher CLI', () => {
     );
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain('401');
+  });
+
+  it('refuses a word it does not take, such as the rest of an unquoted title, and changes nothing', async () => {
+    const count = async (table: 'essays' | 'subscribers') =>
+      (
+        await rows<{ n: number }>(s.database.db, sql`select count(*)::int as n from ${sql.identifier(table)}`)
+      )[0]?.n;
+    const [essaysBefore, subscribersBefore, sentBefore] = [
+      await count('essays'),
+      await count('subscribers'),
+      s.smtp.received.length,
+    ];
+    const cases: [string[], string][] = [
+      // `--title On running` unquoted: the title would be "On", and the letter can't be taken back.
+      [
+        ['publish', 'on-running', '--title', 'On', 'running', '--url', 'https://example.org/r', '--api', api],
+        '"running"',
+      ],
+      [['subscribers', 'erase', 'cli1@example.org', 'cli2@example.org', '--api', api], '"cli2@example.org"'],
+      [['subscribers', 'export', 'everyone', '--api', api], '"everyone"'],
+      [['stats', 'now', '--api', api], '"now"'],
+      [['feed', 'send', 'https://example.org/a', 'b', '--api', api], '"b"'],
+    ];
+    for (const [args, word] of cases) {
+      const result = await cli(args);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr, args.join(' ')).toContain(`Unexpected ${word}`);
+      expect(result.stderr, args.join(' ')).toContain('goes in quotes');
+      expect(result.stderr, args.join(' ')).toContain('Usage:');
+    }
+    expect(await count('essays')).toBe(essaysBefore);
+    expect(await count('subscribers')).toBe(subscribersBefore);
+    expect(s.smtp.received).toHaveLength(sentBefore);
   });
 
   it('answers --help for the CLI and each of its commands, on standard output with exit 0', async () => {

@@ -100,7 +100,11 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
       );
     }
     if ((await checkPublisherToken(deps, c, fields.token)) === 'wrong') {
-      return signInPage(c, 'That is not the publisher token. Check PUBLISHER_TOKEN and try again.', 401);
+      return signInPage(
+        c,
+        'That is not the publisher token. Use the one the service was started with (PUBLISHER_TOKEN, else the file data/publisher-token).',
+        401,
+      );
     }
     clearSignInNonce(c);
     await startSession(c, secret, config.adminSessionMs);

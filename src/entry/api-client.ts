@@ -21,6 +21,17 @@ export class CommandError extends Error {
   }
 }
 
+/**
+ * The words after the ones a command takes, said back: most often the rest of a value of several words left
+ * unquoted (`--title On running` gives the title "On" and a word "running"). A command refuses them rather
+ * than publish or erase with part of what was meant.
+ */
+export function extraWords(positionals: string[], takes: number): string | undefined {
+  const extra = positionals.slice(takes);
+  if (extra.length === 0) return undefined;
+  return `Unexpected ${extra.map((word) => JSON.stringify(word.slice(0, 100))).join(' ')}: a value of several words goes in quotes (--title "On walking").`;
+}
+
 export interface Api {
   base: string;
   /** The answer when it is 2xx; anything else throws a CommandError that says what went wrong. */

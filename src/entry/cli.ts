@@ -15,7 +15,7 @@ import {
 import { feedCommand } from '../feed/cli.js';
 import { subscribersCommand } from '../list/cli.js';
 import { describeError } from '../log.js';
-import { API_OPTION, CommandError, publisherApi, subscribersGet } from './api-client.js';
+import { API_OPTION, CommandError, extraWords, publisherApi, subscribersGet } from './api-client.js';
 
 const USAGE = `Usage: npm run cli -- <command> [arguments] [options]
 
@@ -116,6 +116,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${PUBLISH_USAGE}\n`);
     return 0;
   }
+  const extra = extraWords(positionals, 1);
+  if (extra) throw new UsageError(extra, PUBLISH_USAGE);
   const parsed = essayInput.safeParse({
     slug: positionals[0],
     title: values.title,

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { API_OPTION, CommandError, publisherApi, subscribersGet } from '../entry/api-client.js';
+import { API_OPTION, CommandError, extraWords, publisherApi, subscribersGet } from '../entry/api-client.js';
 
 const USAGE = `Usage: npm run cli -- feed send <entry> [--api URL]
 
@@ -24,6 +24,11 @@ export async function feedCommand(args: string[]): Promise<number> {
   if (values.help || action !== 'send' || !entry) {
     (values.help ? process.stdout : process.stderr).write(`${USAGE}\n`);
     return values.help ? 0 : 2;
+  }
+  const extra = extraWords(positionals, 2);
+  if (extra) {
+    process.stderr.write(`${extra}\n\n${USAGE}\n`);
+    return 2;
   }
   let res: Response;
   try {

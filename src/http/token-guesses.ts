@@ -29,7 +29,7 @@ export async function checkPublisherToken(
     const minutes = Math.ceil(verdict.retryAfter / 60);
     throw new AppError(
       'rate_limited',
-      `Too many wrong publisher tokens from this address. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}.`,
+      `Too many wrong publisher tokens from this address. Try again in ${minutes} minute${minutes === 1 ? '' : 's'}; a dashboard already signed in goes on working (WRONG_TOKEN_LIMIT_PER_IP sets the limit).`,
       'Too many attempts',
       verdict.retryAfter,
     );

@@ -5,7 +5,7 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { parseArgs } from 'node:util';
 import type { Api } from '../entry/api-client.js';
-import { API_OPTION, CommandError, publisherApi } from '../entry/api-client.js';
+import { API_OPTION, CommandError, extraWords, publisherApi } from '../entry/api-client.js';
 import { describeError } from '../log.js';
 import type { ImportReport, StatsView } from './schemas.js';
 
@@ -215,7 +215,7 @@ export async function subscribersCommand(command: 'subscribers' | 'stats', args:
       ? `Unknown command "subscribers ${action}".`
       : (action === 'import' || action === 'erase') && !target
         ? `"subscribers ${action}" needs ${action === 'import' ? 'a file' : 'an address or id'}.`
-        : undefined;
+        : extraWords(positionals, command === 'stats' ? 0 : action === 'export' ? 1 : 2);
   if (problem) {
     process.stderr.write(`${problem}\n\n${usage}\n`);
     return 2;

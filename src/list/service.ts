@@ -126,7 +126,7 @@ export async function findSubscriber(db: Db, ref: string): Promise<SubscriberVie
   if (!found) {
     throw new AppError(
       'not_found',
-      'No subscriber has that id or address. It may have been erased; list subscribers to find it.',
+      "No subscriber has that id or address. It may have been erased; search the list (the dashboard's Subscribers page, or GET /api/subscribers?q=…) to find it.",
     );
   }
   return toView(found);
