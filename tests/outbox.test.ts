@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config.js';
-import { confirmationEmail } from '../src/mail/messages.js';
+import { confirmationEmail, essayLetters } from '../src/mail/messages.js';
 import { createOutboxMailer } from '../src/mail/outbox.js';
 import { createRenderer } from '../src/mail/render.js';
 import { loadTemplates } from '../src/mail/templates-fs.js';
@@ -15,7 +15,7 @@ describe('the .eml outbox', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('logs each email with its file and, for a confirmation, the link; every file uses CRLF', async () => {
+  it("logs each email with its file and the link it carries (a confirmation's, a letter's unsubscribe); every file uses CRLF", async () => {
     dir = await mkdtemp(join(tmpdir(), 'oneletter-outbox-'));
     const lines: Record<string, unknown>[] = [];
     const outbox = createOutboxMailer({ dir, log: (line) => lines.push(line) });
@@ -43,16 +43,34 @@ describe('the .eml outbox', () => {
         })
       ).status,
     ).toBe('sent');
+    const letter = await essayLetters(config, renderer, {
+      id: 1,
+      slug: 'on-walking',
+      title: 'On walking',
+      url: 'https://example.org/on-walking',
+      summary: null,
+    }).to({
+      id: 7,
+      email: 'cy@example.org',
+      name: null,
+      unsubscribeToken: 'an-unsubscribe-token-of-some-length',
+    });
+    expect((await outbox.send(letter)).status).toBe('sent');
     await outbox.close();
 
     const files = (await readdir(dir)).sort();
-    expect(files).toHaveLength(2);
+    expect(files).toHaveLength(3);
     expect(lines.map((l) => l.file)).toEqual(
       expect.arrayContaining(files.map((f) => join(dir as string, f))),
     );
     const logged = lines.find((l) => l.subject === confirmation.subject);
     expect(logged?.link).toBe(`http://localhost:8787/confirm/${token}`);
     expect(lines.find((l) => l.subject === 'Plain')).not.toHaveProperty('link');
+    // The walkthrough's last step, one-click unsubscribe, takes the link from here: in the .eml, quoted-printable
+    // folds it in the body (the List-Unsubscribe header has it whole).
+    expect(lines.find((l) => l.subject === letter.subject)?.link).toBe(
+      'http://localhost:8787/unsubscribe/an-unsubscribe-token-of-some-length',
+    );
     for (const file of files) {
       const raw = await readFile(join(dir, file), 'latin1');
       expect(raw.match(/\r\n/g)?.length ?? 0, file).toBeGreaterThan(10);

@@ -434,16 +434,16 @@ describe('logs', () => {
     await brokenApp.request(`/confirm/${confirmToken}`, { method: 'POST' });
     await mailer.close();
 
-    // The outbox (the development mailer, no SMTP_URL) names the confirmation link it wrote to disk, so that
-    // a newcomer can follow it: the token is in the .eml file beside it anyway. No other line holds one.
+    // The outbox (the development mailer, no SMTP_URL) names the link of each email it wrote to disk (a
+    // confirmation's, a letter's unsubscribe), so that a newcomer can follow it: the token is in the .eml file
+    // beside it anyway. No other line holds one.
     const outboxLinks = lines.filter((line) => line.includes('"link":"'));
-    expect(outboxLinks.length).toBeGreaterThan(0);
+    expect(outboxLinks.some((line) => line.includes('/confirm/'))).toBe(true);
     for (const line of outboxLinks) expect(line).toContain('email written to outbox');
     const all = lines.filter((line) => !outboxLinks.includes(line)).join('');
     expect(lines.length).toBeGreaterThan(10);
     expect(all).toContain('"level":"error"');
     expect(all).toContain('/unsubscribe/:token');
-    expect(all).toContain('email written to outbox');
     for (const secret of [
       email,
       'bot.address@example.org',

@@ -20,6 +20,8 @@ export interface RawEmail {
   messageId?: string;
   /** For logs. */
   subject: string;
+  /** A letter's one-click unsubscribe link: the outbox logs it, nothing sends it. */
+  link?: string;
 }
 
 /**

@@ -201,12 +201,14 @@ export function essayLetters(
           : named;
       const values = new Map([[TOKEN, recipient.unsubscribeToken]]);
       if (recipient.name) values.set(NAME, recipient.name);
+      const unsubscribeUrl = `${config.publicUrl}/unsubscribe/${recipient.unsubscribeToken}`;
       const letter = template.build({
         to: recipient.email,
         messageId: letterMessageId(essay.slug, recipient.id, domain, options),
-        headers: { 'List-Unsubscribe': `<${config.publicUrl}/unsubscribe/${recipient.unsubscribeToken}>` },
+        headers: { 'List-Unsubscribe': `<${unsubscribeUrl}>` },
         values,
       });
+      letter.link = unsubscribeUrl;
       if (verp) letter.envelope.from = verp.address({ essayId: essay.id, subscriberId: recipient.id });
       return letter;
     },

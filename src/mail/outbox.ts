@@ -50,7 +50,7 @@ export function createOutboxMailer(options: OutboxOptions): Mailer {
         file,
         to: maskEmail('raw' in email ? email.envelope.to : email.to),
         subject: email.subject,
-        ...('link' in email && email.link ? { link: email.link } : {}),
+        ...(email.link ? { link: email.link } : {}),
       });
       return { status: 'sent' };
     },
