@@ -100,11 +100,8 @@ export function adminRoutes(deps: Deps): Hono<AdminEnv> {
       );
     }
     if ((await checkPublisherToken(deps, c, fields.token)) === 'wrong') {
-      return signInPage(
-        c,
-        'That is not the publisher token. Use the one the service was started with (PUBLISHER_TOKEN, else the file data/publisher-token).',
-        401,
-      );
+      // The page above the message says where the token is.
+      return signInPage(c, 'That is not the publisher token.', 401);
     }
     clearSignInNonce(c);
     await startSession(c, secret, config.adminSessionMs);

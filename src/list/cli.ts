@@ -80,6 +80,9 @@ const ACTION_USAGE: Record<string, string> = {
   stats: STATS_USAGE,
 };
 
+/** The words each command takes, its own name included (`stats` is named before them). */
+const ACTION_WORDS: Record<string, number> = { export: 1, import: 2, erase: 2, stats: 0 };
+
 /** A progress line on standard error: redrawn in place on a terminal, a line every 10 s otherwise. */
 function progress(): { show(text: string): void; done(text: string): void } {
   const tty = process.stderr.isTTY;
@@ -215,7 +218,7 @@ export async function subscribersCommand(command: 'subscribers' | 'stats', args:
       ? `Unknown command "subscribers ${action}".`
       : (action === 'import' || action === 'erase') && !target
         ? `"subscribers ${action}" needs ${action === 'import' ? 'a file' : 'an address or id'}.`
-        : extraWords(positionals, command === 'stats' ? 0 : action === 'export' ? 1 : 2);
+        : extraWords(positionals, ACTION_WORDS[action] ?? 0);
   if (problem) {
     process.stderr.write(`${problem}\n\n${usage}\n`);
     return 2;

@@ -27,6 +27,9 @@ export function essayMessageKey(slug: string, subscriberId: number): string {
   return `essay.${createHash('sha256').update(`${slug}\n${subscriberId}`).digest('hex').slice(0, 32)}`;
 }
 
+/** A letter's one-click unsubscribe link: in its body, its List-Unsubscribe header and the outbox's log. */
+const unsubscribeLink = (config: MessageConfig, token: string) => `${config.publicUrl}/unsubscribe/${token}`;
+
 /** The email asking the owner of an address to confirm it. */
 export async function confirmationEmail(
   config: MessageConfig,
@@ -100,7 +103,7 @@ export async function essayEmail(
   options: LetterOptions = {},
 ): Promise<OutgoingEmail> {
   const domain = senderDomain(config.mailFrom);
-  const unsubscribeUrl = `${config.publicUrl}/unsubscribe/${to.unsubscribeToken}`;
+  const unsubscribeUrl = unsubscribeLink(config, to.unsubscribeToken);
   const rendered = await renderer.email('essay', {
     site_name: config.siteName,
     site_url: config.siteUrl,
@@ -171,7 +174,7 @@ export function essayLetters(
       site_url: config.siteUrl,
       name,
       essay: { title: essay.title, url: essay.url, summary: essay.summary, slug: essay.slug },
-      unsubscribe_url: `${config.publicUrl}/unsubscribe/${TOKEN}`,
+      unsubscribe_url: unsubscribeLink(config, TOKEN),
     });
     return options.test ? { ...rendered, subject: `${TEST_SUBJECT_PREFIX}${rendered.subject}` } : rendered;
   };
@@ -201,7 +204,7 @@ export function essayLetters(
           : named;
       const values = new Map([[TOKEN, recipient.unsubscribeToken]]);
       if (recipient.name) values.set(NAME, recipient.name);
-      const unsubscribeUrl = `${config.publicUrl}/unsubscribe/${recipient.unsubscribeToken}`;
+      const unsubscribeUrl = unsubscribeLink(config, recipient.unsubscribeToken);
       const letter = template.build({
         to: recipient.email,
         messageId: letterMessageId(essay.slug, recipient.id, domain, options),
